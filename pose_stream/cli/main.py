@@ -1,0 +1,73 @@
+"""Entry point of `pose-stream`: dispatches to subcommands; `pose-stream --source X` means `run`.
+
+Each subcommand module provides `register(subparsers)` (adds its parser and sets `func`) and keeps
+heavy imports (torch, onnxruntime, tensorrt) inside the function that runs it, so `--help` is fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from pose_stream.errors import PoseStreamError
+
+# (subcommand, module): the order is the order `--help` lists them.
+SUBCOMMANDS: list[tuple[str, str]] = [
+    ("export", "pose_stream.cli.export"),
+]
+DEFAULT_SUBCOMMAND = "run"
+
+EPILOG = """\
+examples:
+  pose-stream --source demo                      play the synthetic demo with the bundled model
+  pose-stream --source webcam --weights pose_higher_hrnet_w32_512.pth
+  pose-stream export --weights pose_higher_hrnet_w32_512.pth --model w32_512 -o w32.onnx
+
+Run `pose-stream SUBCOMMAND --help` for the options of each subcommand.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pose-stream",
+        description="Real-time multi-person 2D pose estimation (HigherHRNet) on live video.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    for _, module in SUBCOMMANDS:
+        importlib.import_module(module).register(subparsers)
+    return parser
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = {name for name, _ in SUBCOMMANDS}
+    first = next((a for a in argv if not a.startswith("-") or a in ("-h", "--help")), None)
+    if DEFAULT_SUBCOMMAND in names and argv and first not in names and first not in ("-h", "--help"):
+        argv.insert(0, DEFAULT_SUBCOMMAND)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except PoseStreamError as exc:
+        print(f"pose-stream: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("pose-stream: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The backend interface every inference engine implements (PyTorch, ONNX Runtime, TensorRT).
+
+Shapes: N batch, K joints, H x W network input.
+infer(batch float32 (N, 3, H, W)) -> [out0 float32 (N, 2K, H/4, W/4), out1 float32 (N, K, H/2, W/2)].
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from types import TracebackType
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a backend runs on, printed at start-up and recorded with benchmark figures."""
+
+    name: str          # "torch", "onnxruntime", "tensorrt"
+    device: str        # "cpu", "cuda:0 (NVIDIA H100 ...)"
+    precision: str     # "fp32" or "fp16"
+    detail: str = ""   # e.g. the ONNX Runtime execution providers
+
+    def __str__(self) -> str:
+        extra = f", {self.detail}" if self.detail else ""
+        return f"{self.name} on {self.device} ({self.precision}{extra})"
+
+
+class Backend(abc.ABC):
+    """A loaded network: `infer` maps a preprocessed batch to the two raw HigherHRNet outputs.
+
+    Use as a context manager, or call `close()`; a closed backend cannot infer. All calls must come
+    from the thread that created the backend when it owns GPU state.
+    """
+
+    info: BackendInfo
+    num_joints: int
+
+    @property
+    @abc.abstractmethod
+    def input_shape(self) -> tuple[int | None, int, int | None, int | None]:
+        """(N, 3, H, W) the backend accepts; None marks a dynamic dimension."""
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(np.float32)
+
+    @abc.abstractmethod
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Run the network on `batch` (N, 3, H, W) float32; return [out0, out1] as float32 host arrays."""
+
+    def close(self) -> None:
+        """Release what the backend holds; idempotent."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def check_input(self, batch: np.ndarray) -> np.ndarray:
+        """Validate a batch against input_shape; return it as contiguous float32."""
+        if batch.ndim != 4 or batch.shape[1] != 3:
+            raise ValueError(f"expected a batch of shape (N, 3, H, W), got {batch.shape}")
+        if batch.shape[2] % 32 or batch.shape[3] % 32:
+            raise ValueError(f"input height and width must be multiples of 32, got {batch.shape[2:]}")
+        for got, want, label in zip(batch.shape, self.input_shape, "NCHW"):
+            if want is not None and got != want:
+                raise ValueError(f"{self.info.name} backend expects {label}={want}, got {got} (shape {batch.shape})")
+        return np.ascontiguousarray(batch, dtype=np.float32)

@@ -1,0 +1,18 @@
+"""Errors the command line turns into one readable line (no traceback)."""
+from __future__ import annotations
+
+
+class PoseStreamError(Exception):
+    """A problem with the user's input or environment, explained in one line."""
+
+
+class MissingExtraError(PoseStreamError, ImportError):
+    """An optional dependency is not installed; the message names the extra."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the '{package}' package, which is not installed: "
+            f"pip install 'pose-stream[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra

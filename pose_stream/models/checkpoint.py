@@ -1,0 +1,96 @@
+"""Loading released HigherHRNet checkpoints (and our own) with one clear error on any mismatch."""
+from __future__ import annotations
+
+import logging
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pose_stream.errors import PoseStreamError
+
+log = logging.getLogger(__name__)
+
+_SHOW = 5  # how many keys of each kind an error message lists
+
+
+class CheckpointError(PoseStreamError):
+    """The file is not a checkpoint, or not one for this model."""
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file into a flat state_dict (safe `weights_only` unpickling).
+
+    Accepts a plain state_dict, or a training checkpoint holding one under "state_dict" / "model".
+    A `module.` prefix (DataParallel copies) is stripped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({first[:120]})") from None
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path} does not hold a model state_dict (found {type(obj).__name__})")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
+
+
+def guess_config(state: Mapping[str, torch.Tensor]) -> str | None:
+    """Name of the registered model config whose tensors this state_dict matches, if any."""
+    from pose_stream.models.config import MODEL_CONFIGS
+    from pose_stream.models.hrnet import HigherHRNet
+
+    width = state.get("final_layers.1.weight")
+    if width is None:
+        return None
+    w, k = int(width.shape[1]), int(width.shape[0])
+    for name, cfg in MODEL_CONFIGS.items():
+        if cfg.width == w and cfg.num_joints == k:
+            expected = _shapes(HigherHRNet(cfg).state_dict())
+            if all(expected.get(key) == tuple(t.shape) for key, t in state.items()) and len(expected) >= len(state):
+                # Released configs share weights across input sizes; the first (smallest) is named.
+                return name
+    return None
+
+
+def _shapes(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load `path` into `model` strictly; raise CheckpointError listing every kind of mismatch."""
+    state = read_state_dict(path)
+    expected = model.state_dict()
+    # BatchNorm's num_batches_tracked counters only matter for training; older checkpoints lack them.
+    for key, value in expected.items():
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = value
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected if k in state and state[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or wrong_shape:
+        model_name = getattr(getattr(model, "config", None), "name", type(model).__name__)
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong_shape)):
+            if items:
+                more = f" (+{len(items) - _SHOW} more)" if len(items) > _SHOW else ""
+                parts.append(f"{len(items)} {label}: {', '.join(items[:_SHOW])}{more}")
+        guess = guess_config(state)
+        hint = f"; the file looks like model '{guess}'" if guess else "; it matches no known model config"
+        raise CheckpointError(f"{Path(path).name} does not fit model '{model_name}': {'; '.join(parts)}{hint}")
+    model.load_state_dict(state, strict=True)
+    log.info("loaded %s (%d tensors)", path, len(state))
+    return model

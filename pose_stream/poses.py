@@ -1,0 +1,54 @@
+"""The result type of pose estimation: the people found in one image."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Poses:
+    """People found in one image.
+
+    Attributes:
+        keypoints: float32 (N, K, 3): x, y in image pixels and the joint's heatmap value, for N people and
+            K joints (K = 17 for COCO, 14 for CrowdPose).
+        scores: float32 (N,): person scores (mean joint value after adjust, as the reference computes it).
+        joint_set: "coco" or "crowdpose".
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    joint_set: str = "coco"
+
+    def __post_init__(self) -> None:
+        kp = np.asarray(self.keypoints, dtype=np.float32)
+        sc = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        if kp.ndim != 3 or kp.shape[2] != 3:
+            raise ValueError(f"keypoints must have shape (N, K, 3), got {kp.shape}")
+        if sc.shape[0] != kp.shape[0]:
+            raise ValueError(f"{kp.shape[0]} people but {sc.shape[0]} scores")
+        object.__setattr__(self, "keypoints", kp)
+        object.__setattr__(self, "scores", sc)
+
+    @classmethod
+    def empty(cls, num_joints: int = 17, joint_set: str = "coco") -> "Poses":
+        return cls(np.zeros((0, num_joints, 3), np.float32), np.zeros((0,), np.float32), joint_set)
+
+    def __len__(self) -> int:
+        return int(self.keypoints.shape[0])
+
+    @property
+    def num_joints(self) -> int:
+        return int(self.keypoints.shape[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: {"joint_set": ..., "people": [{"score": s, "keypoints": [[x, y, v], ...]}, ...]}."""
+        return {
+            "joint_set": self.joint_set,
+            "people": [
+                {"score": round(float(s), 5), "keypoints": [[round(float(v), 3) for v in joint] for joint in person]}
+                for person, s in zip(self.keypoints, self.scores)
+            ],
+        }

@@ -1,0 +1,32 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="pose-stream",
+    version="0.1.0",
+    description="Real-time multi-person 2D pose estimation (HigherHRNet) on live video: ONNX, TensorRT, CUDA, Numba",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pose_stream", "pose_stream.*"]),
+    package_data={"pose_stream": ["kernels/*.cu", "data/*"]},
+    install_requires=[
+        "torch>=2.4",
+        "onnx>=1.16",
+        "onnxruntime>=1.18",
+        # OpenCV 5's warpAffine differs from 4.x (the reference preprocessing); the headless build needs no
+        # libGL, so it imports on servers and CI. For --show windows, install opencv-python<5 instead.
+        "opencv-python-headless>=4.10,<5",
+        "numpy>=1.24",
+        "numba>=0.59",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "gpu": ["tensorrt>=10.0", "pycuda>=2025.1.2", "onnxruntime-gpu>=1.18"],
+        "eval": ["pycocotools>=2.0.7"],
+        "bench": ["matplotlib>=3.7"],
+        "test": ["pytest>=7.4", "scipy>=1.10", "pycocotools>=2.0.7", "matplotlib>=3.7"],
+    },
+    entry_points={"console_scripts": ["pose-stream=pose_stream.cli.main:main"]},
+)
