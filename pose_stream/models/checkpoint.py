@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import logging
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -32,7 +30,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - torch's unpickler raises many types on garbage; all mean "not a checkpoint"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path} is not a PyTorch checkpoint ({first[:120]})") from None
     if isinstance(obj, Mapping):
@@ -50,26 +48,27 @@ def guess_config(state: Mapping[str, torch.Tensor]) -> str | None:
     from pose_stream.models.config import MODEL_CONFIGS
     from pose_stream.models.hrnet import HigherHRNet
 
-    width = state.get("final_layers.1.weight")
-    if width is None:
+    head = state.get("final_layers.1.weight")
+    if head is None:
         return None
-    w, k = int(width.shape[1]), int(width.shape[0])
+    w, k = int(head.shape[1]), int(head.shape[0])
+    found = _shapes(state)
     for name, cfg in MODEL_CONFIGS.items():
-        if cfg.width == w and cfg.num_joints == k:
-            expected = _shapes(HigherHRNet(cfg).state_dict())
-            if all(expected.get(key) == tuple(t.shape) for key, t in state.items()) and len(expected) >= len(state):
-                # Released configs share weights across input sizes; the first (smallest) is named.
-                return name
+        # Released configs share weights across input sizes; the first registered (smallest) is named.
+        if cfg.width == w and cfg.num_joints == k and _shapes(HigherHRNet(cfg).state_dict()) == found:
+            return name
     return None
 
 
 def _shapes(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(v.shape) for k, v in state.items()}
+    """Key -> shape, without the BatchNorm counters that older checkpoints lack."""
+    return {k: tuple(v.shape) for k, v in state.items() if not k.endswith("num_batches_tracked")}
 
 
 def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     """Load `path` into `model` strictly; raise CheckpointError listing every kind of mismatch."""
     state = read_state_dict(path)
+    original = dict(state)
     expected = model.state_dict()
     # BatchNorm's num_batches_tracked counters only matter for training; older checkpoints lack them.
     for key, value in expected.items():
@@ -88,7 +87,7 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
             if items:
                 more = f" (+{len(items) - _SHOW} more)" if len(items) > _SHOW else ""
                 parts.append(f"{len(items)} {label}: {', '.join(items[:_SHOW])}{more}")
-        guess = guess_config(state)
+        guess = guess_config(original)
         hint = f"; the file looks like model '{guess}'" if guess else "; it matches no known model config"
         raise CheckpointError(f"{Path(path).name} does not fit model '{model_name}': {'; '.join(parts)}{hint}")
     model.load_state_dict(state, strict=True)
