@@ -264,6 +264,10 @@ def test_identical_and_slightly_noisy_outputs_pass():
     report = compare_pose_outputs(noisy, ref, num_joints=5)
     assert report.passed, report.summary()
     assert 0 < report.heatmap_max_error < 1e-3 and report.peak_agreement == 1.0
+    strict = compare_pose_outputs(noisy, ref, num_joints=5, limits=AccuracyLimits(heatmap_relative=1e-6))
+    assert not strict.passed and "limit 1e-06" in strict.summary()
+    with pytest.raises(ValueError, match="min_peak_agreement"):
+        AccuracyLimits(min_peak_agreement=1.5)
 
 
 def test_drift_in_one_output_is_named():
@@ -273,7 +277,7 @@ def test_drift_in_one_output_is_named():
     got[1] = got[1] + rng.normal(0, 0.05, got[1].shape).astype(np.float32)
     report = compare_pose_outputs(got, ref, num_joints=5)
     assert not report.passed
-    assert any("out1 heatmaps" in f for f in report.failures)
+    assert any("out1 heatmaps" in f for f in report.failures) and report.drifted == ("out1 heatmaps",)
     assert not any("out0" in f for f in report.failures)
     assert "DRIFT" in report.summary() and "out1 heatmaps" in report.summary()
     assert report.to_json()["passed"] is False
@@ -293,6 +297,7 @@ def test_moved_peaks_and_tag_drift_are_detected():
     report = compare_pose_outputs(drifted, ref, num_joints=4)
     assert report.tag_drift == pytest.approx(0.5, rel=1e-5)
     assert [f for f in report.failures if "tags" in f] and not [f for f in report.failures if "heatmaps" in f]
+    assert report.drifted == ("out0 tags",)
 
 
 def test_near_tied_peaks_are_not_disagreements():

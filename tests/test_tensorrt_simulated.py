@@ -263,3 +263,30 @@ def test_cuda_context_nesting_and_close(gpu):
         ctx.activate()
     with pytest.raises(PoseStreamError, match="device 3 does not exist"):
         CudaContext(3)
+
+
+def test_failed_accuracy_check_names_the_output_and_is_not_reused(gpu, tiny_onnx, tmp_path):
+    from pose_stream.engine.accuracy import AccuracyLimits
+
+    trt, _, _ = gpu
+    strict = AccuracyLimits(heatmap_relative=1e-7)  # FP16 rounding in the fake is far above this
+    first = build(tiny_onnx, tmp_path, accuracy_limits=strict)
+    assert not first.passed
+    failures = [f for a in first.accuracy for f in a.report.failures]
+    assert any(f.startswith("out0 heatmaps") for f in failures) and any(f.startswith("out1 heatmaps") for f in failures)
+    assert first.drifted == ("out0 heatmaps", "out1 heatmaps")  # tags at the peaks stay within 2e-2
+    assert "FAILED" in first.summary()
+    again = build(tiny_onnx, tmp_path, accuracy_limits=strict)
+    assert not again.reused and "last accuracy check failed" in again.reason and trt.Builder.builds == 2
+
+
+def test_build_engine_command(gpu, tiny_onnx, tmp_path, capsys):
+    from pose_stream.cli.main import main
+
+    args = ["build-engine", "--onnx", str(tiny_onnx), "--input-size", "64x96", "--input-size", "96x64",
+            "--batch", "1-2", "--cache-dir", str(tmp_path / "cache")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "built in" in out and "1..2x3x64x96, 1..2x3x96x64" in out and out.count(": passed") == 2
+    assert main(args) == 0
+    assert "reused, built 20" in capsys.readouterr().out

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(result.summary())
     if not result.passed:
-        failures = [f for a in result.accuracy for f in a.report.failures]
-        print(f"pose-stream: error: the engine drifted from ONNX Runtime FP32: {'; '.join(failures)}", file=sys.stderr)
+        print(f"pose-stream: error: the engine drifted from ONNX Runtime FP32 in {', '.join(result.drifted)} "
+              f"(see DRIFT above); it was kept at {result.path}", file=sys.stderr)
         return 1
     return 0

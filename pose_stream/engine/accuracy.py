@@ -45,7 +45,8 @@ class MapDrift:
 
 @dataclass(frozen=True)
 class AccuracyReport:
-    """Result of `compare_pose_outputs`; `failures` names each output that drifted, empty when passed."""
+    """Result of `compare_pose_outputs`: `drifted` names the outputs that drifted (e.g. "out1 heatmaps"),
+    `failures` says how, one line each; both are empty when the check passed."""
 
     drifts: tuple[MapDrift, ...]
     heatmap_max_error: float
@@ -53,6 +54,7 @@ class AccuracyReport:
     tag_drift: float
     tag_drift_relative: float
     failures: tuple[str, ...]
+    drifted: tuple[str, ...]
     limits: AccuracyLimits
 
     @property
@@ -78,6 +80,7 @@ class AccuracyReport:
             "tag_drift": self.tag_drift,
             "tag_drift_relative": self.tag_drift_relative,
             "failures": list(self.failures),
+            "drifted": list(self.drifted),
         }
 
 
@@ -117,25 +120,31 @@ def compare_pose_outputs(
     if ref[0].shape[1] != 2 * k or ref[1].shape[1] != k:
         raise ValueError(f"outputs do not have 2K and K channels for K={k}: {ref[0].shape}, {ref[1].shape}")
     groups = {
-        "out0 heatmaps (1/4 resolution)": (got[0][:, :k], ref[0][:, :k]),
-        "out1 heatmaps (1/2 resolution)": (got[1], ref[1]),
+        "out0 heatmaps": (got[0][:, :k], ref[0][:, :k]),
+        "out1 heatmaps": (got[1], ref[1]),
     }
     drifts = []
     failures = []
+    drifted = []
     for name, (g, r) in groups.items():
         err, rel = _relative(g, r)
         near_tie = limits.heatmap_relative * float(np.max(np.abs(r)))
         agreement = _peak_agreement(g, r, near_tie, limits.peak_tolerance_px)
         drifts.append(MapDrift(name, err, rel, agreement))
+        problems = []
         if not rel <= limits.heatmap_relative:
-            failures.append(f"{name} drifted: relative error {rel:.2e} > {limits.heatmap_relative:.0e} (max abs {err:.3g})")
+            problems.append(f"{name} drifted: relative error {rel:.2e} > {limits.heatmap_relative:.0e} "
+                            f"(max abs {err:.3g})")
         if agreement < limits.min_peak_agreement:
-            failures.append(f"{name}: only {agreement:.1%} of joints keep their top peak "
+            problems.append(f"{name}: only {agreement:.1%} of joints keep their top peak "
                             f"(need {limits.min_peak_agreement:.0%})")
+        if problems:
+            drifted.append(name)
+            failures += problems
 
     tag_got, tag_ref = got[0][:, k:], ref[0][:, k:]
     tag_err, tag_rel = _relative(tag_got, tag_ref)
-    drifts.append(MapDrift("out0 tags (1/4 resolution)", tag_err, tag_rel))
+    drifts.append(MapDrift("out0 tags", tag_err, tag_rel))
     # Tags only matter where joints are detected: read them at the reference heatmap peaks.
     heat_ref = ref[0][:, :k]
     n, _, h, w = heat_ref.shape
@@ -148,6 +157,7 @@ def compare_pose_outputs(
     if not tag_drift_rel <= limits.tag_relative:
         failures.append(f"out0 tags drifted at the heatmap peaks: max {tag_drift:.3g} "
                         f"(relative {tag_drift_rel:.2e} > {limits.tag_relative:.0e})")
+        drifted.append("out0 tags")
 
     heat = [d for d in drifts if d.peak_agreement is not None]
     return AccuracyReport(
@@ -157,6 +167,7 @@ def compare_pose_outputs(
         tag_drift=tag_drift,
         tag_drift_relative=tag_drift_rel,
         failures=tuple(failures),
+        drifted=tuple(drifted),
         limits=limits,
     )
 

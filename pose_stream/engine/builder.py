@@ -55,10 +55,15 @@ class BuildResult:
         """False when an accuracy check ran and found drift."""
         return all(a.report.passed for a in self.accuracy)
 
+    @property
+    def drifted(self) -> tuple[str, ...]:
+        """The outputs that drifted in any profile's accuracy check, e.g. ("out1 heatmaps",)."""
+        return tuple(dict.fromkeys(name for a in self.accuracy for name in a.report.drifted))
+
     def summary(self) -> str:
         spec = self.metadata.spec
         size_mb = self.path.stat().st_size / 1e6 if self.path.exists() else float("nan")
-        how = f"reused ({self.reason})" if self.reused else f"built in {self.metadata.build_seconds:.1f} s"
+        how = f"reused, built {self.metadata.built_at}" if self.reused else f"built in {self.metadata.build_seconds:.1f} s"
         lines = [
             f"engine     {self.path} ({size_mb:.1f} MB, {spec.precision}, {how})",
             f"for        {spec.gpu_name} {spec.sm}, TensorRT {spec.tensorrt_version}",
@@ -129,6 +134,9 @@ def build_engine(
         else:
             decision = decide(target, spec, lambda plan: _deserializes(runtime, logger, plan))
         del runtime  # TensorRT objects go while their context is current
+        if decision.reuse and check_accuracy and _accuracy_failed(decision.metadata):
+            # Never hand out a drifting engine silently: rebuild, and check (and report) again.
+            decision = CacheDecision(False, target, f"rebuilding {target.name}: its last accuracy check failed")
         log.info("%s", decision.reason)
         if decision.reuse:
             assert decision.metadata is not None
@@ -157,7 +165,8 @@ def build_engine(
         write_sidecar(target, metadata)
         for item in accuracy:
             if not item.report.passed:
-                log.warning("FP16 accuracy check failed for %s: %s", item.profile.describe(), "; ".join(item.report.failures))
+                log.warning("%s engine drifted from ONNX Runtime FP32 at %s in %s", spec.precision.upper(),
+                            item.profile.describe(), ", ".join(item.report.drifted))
     return BuildResult(target, metadata, False, decision.reason, accuracy)
 
 
@@ -165,6 +174,11 @@ def _package_version() -> str:
     import pose_stream
 
     return pose_stream.__version__
+
+
+def _accuracy_failed(metadata: EngineMetadata | None) -> bool:
+    recorded = (metadata.accuracy or {}) if metadata is not None else {}
+    return any(not check.get("passed", True) for check in recorded.values())
 
 
 def _check_profiles_fit(profiles: Sequence[ShapeProfile], dims, onnx_path: Path) -> None:
