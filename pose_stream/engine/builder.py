@@ -63,7 +63,10 @@ class BuildResult:
     def summary(self) -> str:
         spec = self.metadata.spec
         size_mb = self.path.stat().st_size / 1e6 if self.path.exists() else float("nan")
-        how = f"reused, built {self.metadata.built_at}" if self.reused else f"built in {self.metadata.build_seconds:.1f} s"
+        if self.reused:
+            how = f"reused, built {self.metadata.built_at}"
+        else:
+            how = f"built in {self.metadata.build_seconds:.1f} s"
         lines = [
             f"engine     {self.path} ({size_mb:.1f} MB, {spec.precision}, {how})",
             f"for        {spec.gpu_name} {spec.sm}, TensorRT {spec.tensorrt_version}",

@@ -255,7 +255,8 @@ def decide(
         return CacheDecision(False, path, f"rebuilding {path.name}: {reason}")
     plan = path.read_bytes()
     if hashlib.sha256(plan).hexdigest() != metadata.plan_sha256:
-        return CacheDecision(False, path, f"{path.name} does not match the hash in its sidecar (changed or partly written); rebuilding")
+        return CacheDecision(False, path, f"{path.name} does not match the hash in its sidecar "
+                                          "(changed or partly written); rebuilding")
     if load_check is not None:
         try:
             load_check(plan)

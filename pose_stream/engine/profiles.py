@@ -121,7 +121,9 @@ def profiles_for(
         )
     if not sizes:
         if h is None or w is None:
-            raise PoseStreamError(f"{source} has a dynamic height/width: give the input size (e.g. --input-size 512x960)")
+            raise PoseStreamError(
+                f"{source} has a dynamic height/width: give the input size (e.g. --input-size 512x960)"
+            )
         sizes = [(h, w)]
     profiles: list[ShapeProfile] = []
     for size in sizes:
