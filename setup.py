@@ -23,7 +23,8 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "gpu": ["tensorrt>=10.0", "pycuda>=2025.1.2", "onnxruntime-gpu>=1.18"],
+        # TensorRT 11 removed the FP16 builder flag (weakly typed builds) that build-engine relies on.
+        "gpu": ["tensorrt>=10.0,<11", "pycuda>=2025.1.2", "onnxruntime-gpu>=1.18"],
         "eval": ["pycocotools>=2.0.7"],
         "bench": ["matplotlib>=3.7"],
         "test": ["pytest>=7.4", "scipy>=1.10", "pycocotools>=2.0.7", "matplotlib>=3.7"],

@@ -7,7 +7,7 @@ import torch
 from pose_stream.export import ALLOWED_OPS, ExportError, compare_outputs, export_onnx
 from pose_stream.models import build_model
 
-from conftest import randomize_weights
+from conftest import reinitialise_weights
 
 
 def _run(path, x):
@@ -43,7 +43,7 @@ def test_dynamic_model_matches_torch_at_several_sizes(w32_model, w32_dynamic_onn
 
 
 def test_fixed_export_has_static_shapes(tmp_path):
-    model = randomize_weights(build_model("tiny_w8"), seed=1)
+    model = reinitialise_weights(build_model("tiny_w8"), seed=1)
     report = export_onnx(model, tmp_path / "fixed.onnx", input_hw=(64, 96), batch=2)
     assert report.inputs == {"input": [2, 3, 64, 96]}
     assert report.outputs == {"out0": [2, 34, 16, 24], "out1": [2, 17, 32, 48]}
@@ -66,7 +66,7 @@ def test_verification_catches_a_wrong_graph(tmp_path):
     class Drifting(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.inner = randomize_weights(build_model("tiny_w8"))
+            self.inner = reinitialise_weights(build_model("tiny_w8"))
 
         def forward(self, x):
             out = self.inner(x)
