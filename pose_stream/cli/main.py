@@ -15,6 +15,7 @@ from pose_stream.errors import PoseStreamError
 # (subcommand, module): the order is the order `--help` lists them.
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("export", "pose_stream.cli.export"),
+    ("run", "pose_stream.cli.run"),
 ]
 DEFAULT_SUBCOMMAND = "run"
 
