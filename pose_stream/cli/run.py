@@ -76,6 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="open/read timeout; a stream without frames this long is stalled (default: %(default)s)")
     g.add_argument("--reconnect-attempts", type=int, default=0, metavar="N",
                    help="give up after N failed connection attempts in a row (default: 0, retry forever)")
+    # Also accepted after the subcommand, since `pose-stream -v --source X` becomes `pose-stream run -v --source X`.
+    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output (-vv: debug)")
     p.set_defaults(func=run)
 
 
@@ -110,17 +112,12 @@ def make_estimator(args: argparse.Namespace) -> Any:
 
 def _check_options(args: argparse.Namespace) -> None:
     """Resolve defaults and reject bad combinations (one PoseStreamError each)."""
-    from pose_stream.models.config import get_config
     from pose_stream.pipeline.render import gui_available
     from pose_stream.pipeline.sinks import HEADLESS_HINT
 
     args.input_size = parse_input_size(args.input_size)
-    for name in ("max_frames", "reconnect_attempts"):
-        value = getattr(args, name)
-        if value is not None and value < (1 if name == "max_frames" else 0):
-            raise PoseStreamError(f"--{name.replace('_', '-')} must be {'at least 1' if name == 'max_frames' else '>= 0'}")
-    if args.timeout <= 0:
-        raise PoseStreamError("--timeout must be positive")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise PoseStreamError("--max-frames must be at least 1")
     if args.no_render and (args.show or args.save):
         raise PoseStreamError("--no-render cannot be combined with --show or --save (they need drawn frames)")
     if args.show and not gui_available():
@@ -133,6 +130,8 @@ def _check_options(args: argparse.Namespace) -> None:
         if args.model is None:
             args.model, args.weights = demo_model()
     args.model = args.model or DEFAULT_MODEL
+    from pose_stream.models.config import get_config  # imports torch: after the cheap checks
+
     try:
         config = get_config(args.model)
     except ValueError as exc:
@@ -217,15 +216,29 @@ def _stop_on_signals(pipeline: Any) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def _quiet_opencv(verbosity: int) -> None:
+    """Keep OpenCV's and FFmpeg's own console messages (refused connections, timeouts) out of the output:
+    the source states and errors say the same in one line. -vv shows them again."""
+    if verbosity >= 2:
+        return
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def run(args: argparse.Namespace) -> int:
     from pose_stream.pipeline import LiveOptions, Pipeline, PipelineConfig, ReconnectPolicy, open_source
 
-    _check_options(args)
+    _quiet_opencv(getattr(args, "verbose", 0))
+    if args.timeout <= 0 or args.reconnect_attempts < 0:
+        raise PoseStreamError("--timeout must be positive and --reconnect-attempts >= 0")
     live = LiveOptions(transport=args.rtsp_transport, timeout=args.timeout,
                        reconnect=ReconnectPolicy(max_attempts=args.reconnect_attempts or None))
     sources = [open_source(spec, live) for spec in args.source]
     for source in sources:
         source.check()
+    _check_options(args)
     sinks = _build_sinks(args)
     totals = [s.expected_frames for s in sources]
     total = None if None in totals or any(s.live for s in sources) else sum(totals)

@@ -5,6 +5,8 @@ recent `WINDOW` frames, counts and means the whole run.
 """
 from __future__ import annotations
 
+import os
+import resource
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -152,3 +154,13 @@ def _ms(seconds: float) -> float | None:
 
 def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process now (Linux /proc), or its peak where /proc is missing."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        scale = 1 if os.uname().sysname == "Darwin" else 1024  # ru_maxrss: bytes on macOS, KiB elsewhere
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale

@@ -153,3 +153,58 @@ def pipeline_threads() -> list[threading.Thread]:
     from pose_stream.pipeline.pipeline import THREAD_PREFIX
 
     return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX) and t.is_alive()]
+
+
+class TinyTorchEstimator:
+    """A real network behind the stage interface: tiny_w8 (random weights) on a TorchBackend created lazily in
+    the thread of the first `infer`, with a toy decoder (strongest location per joint, one person).
+
+    Stands in for PoseEstimator where the pipeline's threading with a real backend is what is tested.
+    """
+
+    INPUT = 128
+
+    def __init__(self) -> None:
+        from pose_stream.models import build_model
+
+        self.model = build_model("tiny_w8")
+        self.backend = None
+        self.backend_thread: int | None = None
+        self.close_thread: int | None = None
+
+    @property
+    def backend_info(self):
+        return None if self.backend is None else self.backend.info
+
+    def prepare(self, image_bgr: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        resized = cv2.resize(image_bgr, (self.INPUT, self.INPUT)).astype(np.float32) / 255.0
+        return resized.transpose(2, 0, 1)[None].copy(), image_bgr.shape[:2]
+
+    def infer(self, prepared):
+        from pose_stream.engine import TorchBackend
+
+        if self.backend is None:
+            self.backend = TorchBackend(self.model, device="cpu")
+            self.backend_thread = threading.get_ident()
+        assert threading.get_ident() == self.backend_thread
+        batch, size = prepared
+        return self.backend.infer(batch), size
+
+    def aggregate(self, raw):
+        (out0, out1), size = raw
+        return out1[0], size  # (K, H/2, W/2)
+
+    def group(self, aggregated) -> Poses:
+        heatmaps, (height, width) = aggregated
+        k, h, w = heatmaps.shape
+        flat = heatmaps.reshape(k, -1)
+        best = flat.argmax(axis=1)
+        keypoints = np.stack([(best % w + 0.5) * width / w, (best // w + 0.5) * height / h,
+                              flat.max(axis=1)], axis=1).astype(np.float32)
+        return Poses(keypoints[None], np.array([keypoints[:, 2].mean()], np.float32), "coco")
+
+    def close(self) -> None:
+        if self.backend is not None:
+            assert threading.get_ident() == self.backend_thread
+            self.backend.close()
+        self.close_thread = threading.get_ident()

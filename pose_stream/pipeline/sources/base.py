@@ -89,7 +89,8 @@ class SourceStatus:
                 if len(self.history) > 1000:  # bounded: a flapping camera must not grow memory
                     del self.history[: len(self.history) - 1000]
         if old is not state:
-            level = logging.WARNING if state in (SourceState.STALLED, SourceState.FAILED) else logging.INFO
+            # FAILED is not a warning: the error it causes ends the run and is reported by the caller.
+            level = logging.WARNING if state is SourceState.STALLED else logging.INFO
             log.log(level, "source %s: %s -> %s%s", self.source_id, old.value, state.value,
                     f" ({mask_credentials(reason)})" if reason else "")
 
