@@ -254,8 +254,9 @@ def run(args: argparse.Namespace) -> int:
     def announce(info: Any) -> None:
         print(f"pose-stream: backend {info if info is not None else 'unknown'}", file=sys.stderr, flush=True)
 
-    pipeline = Pipeline(estimator, sources, [*sinks, progress], PipelineConfig(max_frames=args.max_frames),
-                        on_backend_ready=announce)
+    # Ctrl-C must end the process within 2 s: 1 s to finish frames in flight, then at most 0.7 s for threads.
+    config = PipelineConfig(max_frames=args.max_frames, drain_timeout=1.0, join_timeout=0.7)
+    pipeline = Pipeline(estimator, sources, [*sinks, progress], config, on_backend_ready=announce)
     progress.pipeline = pipeline
     if total is None and not args.stats:
         print("pose-stream: running (Ctrl-C to stop)", file=sys.stderr)

@@ -89,8 +89,11 @@ class SourceStatus:
                 if len(self.history) > 1000:  # bounded: a flapping camera must not grow memory
                     del self.history[: len(self.history) - 1000]
         if old is not state:
-            # FAILED is not a warning: the error it causes ends the run and is reported by the caller.
-            level = logging.WARNING if state is SourceState.STALLED else logging.INFO
+            # Losing and regaining a stream are warnings (shown by default); FAILED is not: the error it causes
+            # ends the run and is reported once, by the caller.
+            trouble = (SourceState.STALLED, SourceState.RECONNECTING)
+            level = logging.WARNING if state in trouble or (old in trouble and state is SourceState.STREAMING) \
+                else logging.INFO
             log.log(level, "source %s: %s -> %s%s", self.source_id, old.value, state.value,
                     f" ({mask_credentials(reason)})" if reason else "")
 

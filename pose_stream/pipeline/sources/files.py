@@ -45,7 +45,7 @@ class VideoFileSource(Source):
         return self._frame_count
 
     def open(self) -> cv2.VideoCapture:
-        """Open the file and check it decodes; PoseStreamError naming the file otherwise."""
+        """Open the file; PoseStreamError naming it when FFmpeg cannot."""
         cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
         if not cap.isOpened():
             cap.release()
@@ -56,11 +56,14 @@ class VideoFileSource(Source):
         self._frame_count = count if count > 0 else None
         return cap
 
+    def _undecodable(self) -> PoseStreamError:
+        return PoseStreamError(f"cannot read video {self.path}: no frame decodes (corrupt or unsupported codec)")
+
     def check(self) -> None:
         cap = self.open()
         try:
             if not cap.read()[0]:
-                raise PoseStreamError(f"cannot read video {self.path}: no frame decodes (corrupt or unsupported codec)")
+                raise self._undecodable()
         finally:
             cap.release()
 
@@ -78,7 +81,7 @@ class VideoFileSource(Source):
                 yield captured(image, index)
                 index += 1
             if index == 0 and not stop.is_set():
-                raise PoseStreamError(f"cannot read video {self.path}: no frame decodes (corrupt or unsupported codec)")
+                raise self._undecodable()
             if self._frame_count and index < self._frame_count - 1 and not stop.is_set():
                 log.warning("%s: decoding stopped after %d of %d frames (truncated or corrupt file)",
                             self.source_id, index, self._frame_count)
