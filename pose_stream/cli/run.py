@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pose_stream.errors import PoseStreamError
+from pose_stream.pipeline.sinks import Sink
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +166,9 @@ def _build_sinks(args: argparse.Namespace) -> list:
     return sinks
 
 
-class _ProgressSink:
+class _ProgressSink(Sink):
     """A progress bar for finite sources and, with --stats, a status line every few seconds (stderr)."""
 
-    needs_render = False
     INTERVAL = 2.0
 
     def __init__(self, total: int | None, live_stats: bool) -> None:

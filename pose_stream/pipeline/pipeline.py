@@ -337,6 +337,13 @@ class Pipeline:
             except BaseException as exc:  # noqa: BLE001 - recorded; run() raises it
                 self._fail(f"output ({type(sink).__name__})", exc)
         self.mux.wake()
+        if not self._threads:
+            # Failed before the inference thread existed (a sink could not start): no backend was created,
+            # so closing here touches no thread-bound state.
+            try:
+                self.estimator.close()
+            except BaseException as exc:  # noqa: BLE001 - recorded; run() raises it
+                self._fail("closing the estimator", exc)
         deadline = time.monotonic() + self.config.join_timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))

@@ -82,8 +82,10 @@ def test_image_folder_in_order_with_coco_results(image_folder, tmp_path):
 
 
 def test_coco_results_refuse_video_sources(video_file, tmp_path):
+    estimator = FakeEstimator()
     with pytest.raises(PoseStreamError, match="needs image files"):
-        Pipeline(FakeEstimator(), [open_source(str(video_file))], [CocoResultsSink(tmp_path / "r.json")]).run()
+        Pipeline(estimator, [open_source(str(video_file))], [CocoResultsSink(tmp_path / "r.json")]).run()
+    assert estimator.closed and not (tmp_path / "r.json").exists()
 
 
 def test_max_frames_is_exact(video_file):

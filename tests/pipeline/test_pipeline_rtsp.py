@@ -123,3 +123,12 @@ def test_slow_consumer_keeps_lag_bounded(rtsp_server):
     assert run.pipeline.stats.input_drops[0] > 3 * len(results)
     gaps = np.diff([r.frame.index for r in results])
     assert np.median(gaps) >= 3
+
+
+def test_udp_transport_streams_too(rtsp_server):
+    run = Running(rtsp_server.url, options=LiveOptions(transport="udp"))
+    try:
+        run.wait_frames(10)
+    finally:
+        run.stop()
+    assert run.source.status.reconnects == 0
