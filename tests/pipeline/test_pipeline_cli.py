@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import free_port
 from pipeline_fakes import decode_all, write_video
+from pipeline_rtsp import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_CLI = Path(__file__).resolve().parent / "fake_cli.py"
