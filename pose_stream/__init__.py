@@ -16,6 +16,7 @@ _LAZY = {
     "export_onnx": "pose_stream.export",
     "PoseStreamError": "pose_stream.errors",
     "JointSet": "pose_stream.joints",
+    "Pipeline": "pose_stream.pipeline",
 }
 
 

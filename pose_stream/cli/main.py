@@ -15,6 +15,7 @@ from pose_stream.errors import PoseStreamError
 # (subcommand, module): the order is the order `--help` lists them.
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("export", "pose_stream.cli.export"),
+    ("run", "pose_stream.cli.run"),
     ("build-engine", "pose_stream.cli.build_engine"),
 ]
 DEFAULT_SUBCOMMAND = "run"
