@@ -360,6 +360,26 @@ def _aggregate_scale(
 
 
 @njit(cache=True, parallel=True)
+def _top_k_maps(heatmaps, pad, index, value):
+    for k in prange(heatmaps.shape[0]):
+        filled = 0
+        for y in range(heatmaps.shape[1]):
+            filled = _scan_row(heatmaps[k], y, pad, index[k], value[k], filled)
+
+
+def top_k_numba(heatmaps: np.ndarray, max_people: int = 30, nms_kernel: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """NMS + top-k of given (K, H, W) maps, the Numba twin of `aggregate_ref.top_candidates` (which the
+    aggregation fuses into its projection): flat indices int64 (K, M) and values float32 (K, M)."""
+    heatmaps = np.ascontiguousarray(heatmaps, dtype=_F32)
+    k, h, w = heatmaps.shape
+    check_nms(h, w, max_people, nms_kernel)
+    index = np.empty((k, max_people), np.int64)
+    value = np.empty((k, max_people), _F32)
+    _top_k_maps(heatmaps, nms_kernel // 2, index, value)
+    return index, value
+
+
+@njit(cache=True, parallel=True)
 def _sample_tags(half_tags, rows, cols, ys, xs, out):
     """out[k, i, l] = full-resolution tag l of joint k at (ys[k, i], xs[k, i])."""
     for k in prange(ys.shape[0]):

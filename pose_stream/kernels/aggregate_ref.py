@@ -105,41 +105,56 @@ def _checked_pair(pair: Sequence[np.ndarray], name: str) -> tuple[np.ndarray, np
     return out0, out1
 
 
+def scale_order(factors: Sequence[float]) -> tuple[list[int], int]:
+    """The reference's visiting order of scales (largest factor first; the float sum depends on it) as indices
+    into `factors`, and the position in that order of the scale whose tags are kept (factor 1.0, or the only
+    scale)."""
+    if len(factors) == 0:
+        raise PoseStreamError("aggregation needs the outputs of at least one scale")
+    if len(set(factors)) != len(factors):
+        raise PoseStreamError(f"scale factors must be distinct, got {list(factors)}")
+    if any(not (np.isfinite(f) and f > 0) for f in factors):
+        raise PoseStreamError(f"scale factors must be positive, got {list(factors)}")
+    order = sorted(range(len(factors)), key=lambda i: -factors[i])
+    if len(order) == 1:
+        return order, 0
+    ones = [position for position, i in enumerate(order) if factors[i] == 1.0]
+    if not ones:
+        raise PoseStreamError(f"multi-scale aggregation keeps the tags of scale 1.0, which is not in {list(factors)}")
+    return order, ones[0]
+
+
+def check_flip_index(flip_index: Sequence[int] | None, num_joints: int) -> np.ndarray:
+    """flip_index as int64 (K,), checked to be a permutation of the joints."""
+    if flip_index is None:
+        raise PoseStreamError("flip test needs the joint set's flip_index")
+    index = np.asarray(flip_index, dtype=np.int64)
+    if index.shape != (num_joints,) or sorted(index.tolist()) != list(range(num_joints)):
+        raise PoseStreamError(f"flip_index must be a permutation of 0..{num_joints - 1}, got {list(flip_index)}")
+    return index
+
+
+def check_base_hw(base_hw: Sequence[int]) -> tuple[int, int]:
+    if len(base_hw) != 2 or min(base_hw) < 1:
+        raise PoseStreamError(f"base size must be (height, width) > 0, got {tuple(base_hw)}")
+    return int(base_hw[0]), int(base_hw[1])
+
+
 def validate_scales(
     scales: Sequence[ScaleOutputs], flip_index: Sequence[int] | None, base_hw: tuple[int, int]
 ) -> tuple[list[ScaleOutputs], int, np.ndarray | None]:
     """Checks a set of scales; returns them in the reference's visiting order, the tag scale's position in it,
     and the flip index as int64 (None without flip test)."""
-    if len(scales) == 0:
-        raise PoseStreamError("aggregation needs the outputs of at least one scale")
-    if len(base_hw) != 2 or min(base_hw) < 1:
-        raise PoseStreamError(f"base size must be (height, width) > 0, got {base_hw}")
+    order, tag_position = scale_order([s.factor for s in scales])
+    check_base_hw(base_hw)
     k = scales[0].num_joints
     if any(s.num_joints != k for s in scales):
         raise PoseStreamError(f"scales disagree on the number of joints: {[s.num_joints for s in scales]}")
     with_flip = scales[0].flipped is not None
     if any((s.flipped is not None) != with_flip for s in scales):
         raise PoseStreamError("either every scale or no scale has flipped outputs")
-    factors = [s.factor for s in scales]
-    if len(set(factors)) != len(factors):
-        raise PoseStreamError(f"scale factors must be distinct, got {factors}")
-    # The reference visits scales from the largest factor down; the float sum depends on that order.
-    ordered = sorted(scales, key=lambda s: -s.factor)
-    if len(ordered) == 1:
-        tag_position = 0
-    else:
-        ones = [i for i, s in enumerate(ordered) if s.factor == 1.0]
-        if not ones:
-            raise PoseStreamError(f"multi-scale aggregation keeps the tags of scale 1.0, which is not in {factors}")
-        tag_position = ones[0]
-    index = None
-    if with_flip:
-        if flip_index is None:
-            raise PoseStreamError("flip test needs the joint set's flip_index")
-        index = np.asarray(flip_index, dtype=np.int64)
-        if index.shape != (k,) or sorted(index.tolist()) != list(range(k)):
-            raise PoseStreamError(f"flip_index must be a permutation of 0..{k - 1}, got {list(flip_index)}")
-    return ordered, tag_position, index
+    index = check_flip_index(flip_index, k) if with_flip else None
+    return [scales[i] for i in order], tag_position, index
 
 
 # ------------------------------------------------------------------------------------------- arithmetic
