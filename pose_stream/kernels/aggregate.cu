@@ -130,9 +130,19 @@ extern "C" __global__ void half_res_pass(const float* __restrict__ out0, const f
     }
 }
 
-// Projects half-resolution heatmaps to the network-input size: v = heat_plain_up (or the mean with
-// heat_flip_up); acc = v, or acc + v when `accumulate`; then / divisor when divisor > 0 (the last of
-// several scales). Grid (ceil(W / blockDim.x), H, K).
+// One scale's heatmap at full-resolution (y, x) of joint k: the projected plain heatmap, or the mean of the
+// projected plain and flipped ones.
+__device__ __forceinline__ float projected_heat(const float* heat_plain, const float* heat_flip, const int* rows,
+                                                const int* cols, int k, int h2, int w2, int H, int W, int y, int x) {
+    const long long half = (long long)h2 * w2;
+    const float v = resize_at(heat_plain + k * half, w2, rows, H, cols, W, y, x);
+    if (!heat_flip) return v;
+    return __fmul_rn(__fadd_rn(v, resize_at(heat_flip + k * half, w2, rows, H, cols, W, y, x)), 0.5f);
+}
+
+// Projects one scale's half-resolution heatmaps to the network-input size: acc = v, or acc + v when
+// `accumulate`; then / divisor when divisor > 0 (the last of several scales). Grid (ceil(W / blockDim.x), H, K).
+// (With a single scale nms_block_topk projects by itself.)
 extern "C" __global__ void project_heat(const float* __restrict__ heat_plain, const float* __restrict__ heat_flip,
                                         const int* __restrict__ rows, const int* __restrict__ cols,
                                         float* __restrict__ acc, int K, int h2, int w2, int H, int W,
@@ -141,11 +151,7 @@ extern "C" __global__ void project_heat(const float* __restrict__ heat_plain, co
     const int y = blockIdx.y;
     const int k = blockIdx.z;
     if (x >= W) return;
-    const long long half = (long long)h2 * w2;
-    float v = resize_at(heat_plain + k * half, w2, rows, H, cols, W, y, x);
-    if (heat_flip) {
-        v = __fmul_rn(__fadd_rn(v, resize_at(heat_flip + k * half, w2, rows, H, cols, W, y, x)), 0.5f);
-    }
+    float v = projected_heat(heat_plain, heat_flip, rows, cols, k, h2, w2, H, W, y, x);
     float* a = acc + ((long long)k * H + y) * W + x;
     if (accumulate) v = __fadd_rn(*a, v);
     if (divisor > 0.0f) v = __fdiv_rn(v, divisor);
@@ -155,21 +161,34 @@ extern "C" __global__ void project_heat(const float* __restrict__ heat_plain, co
 // NMS (keep a pixel iff it equals the max of its (2 pad + 1)^2 window, pixels outside the map ignored;
 // others count as 0) and the 32 best keys of each 32 x 32 tile. Block (32, 32); grid
 // (ceil(W / 32), ceil(H / 32), K); block_keys (K, tiles, 32), tiles = gridDim.x * gridDim.y.
-extern "C" __global__ void nms_block_topk(const float* __restrict__ heat, u64* __restrict__ block_keys,
-                                          int K, int H, int W, int pad) {
+// With heat_plain null it reads the aggregated heatmaps `heat`; otherwise (a single scale) it projects the
+// half-resolution heatmaps itself (recomputing the halo) and writes its tile of `heat` for refine and adjust.
+extern "C" __global__ void nms_block_topk(float* __restrict__ heat, const float* __restrict__ heat_plain,
+                                          const float* __restrict__ heat_flip, const int* __restrict__ rows,
+                                          const int* __restrict__ cols, u64* __restrict__ block_keys,
+                                          int K, int H, int W, int h2, int w2, int pad) {
     __shared__ float tile[NMS_TILE + 2 * MAX_PAD][NMS_TILE + 2 * MAX_PAD];
     __shared__ float row_max[NMS_TILE + 2 * MAX_PAD][NMS_TILE];
     __shared__ u64 lists[32][32];
     const int lane = threadIdx.x, warp = threadIdx.y, tid = warp * 32 + lane;
     const int k = blockIdx.z;
     const int x0 = blockIdx.x * NMS_TILE, y0 = blockIdx.y * NMS_TILE;
-    const float* map = heat + (long long)k * H * W;
+    float* map = heat + (long long)k * H * W;
     const float neg_inf = __int_as_float(0xff800000);
     const int span = NMS_TILE + 2 * pad;
     for (int i = tid; i < span * span; i += 1024) {
         const int r = i / span, c = i % span;
         const int y = y0 - pad + r, x = x0 - pad + c;
-        tile[r][c] = (y >= 0 && y < H && x >= 0 && x < W) ? map[(long long)y * W + x] : neg_inf;
+        float v = neg_inf;
+        if (y >= 0 && y < H && x >= 0 && x < W) {
+            if (heat_plain) {
+                v = projected_heat(heat_plain, heat_flip, rows, cols, k, h2, w2, H, W, y, x);
+                if (r >= pad && r < pad + NMS_TILE && c >= pad && c < pad + NMS_TILE) map[(long long)y * W + x] = v;
+            } else {
+                v = map[(long long)y * W + x];
+            }
+        }
+        tile[r][c] = v;
     }
     __syncthreads();
     for (int i = tid; i < span * NMS_TILE; i += 1024) {

@@ -342,15 +342,53 @@ class CudaAggregator:
         """Queues aggregation, NMS and top-k on `stream` for the outputs of every scale (device pointers, in the
         order of `scales`), waits for the candidates and returns them. The maps stay on the device for refine."""
         self._check_open()
+        self._check_outputs(outputs)
+        projection = self._queue_heatmaps(outputs, stream)
+        k, (h, w) = self.num_joints, self.base_hw
+        i32 = np.int32
+        self._driver.launch(
+            "nms_block_topk", (_grid(w, _NMS_TILE), _grid(h, _NMS_TILE), k), (_NMS_TILE, _NMS_TILE, 1),
+            (_ptr(self._heat), *(_ptr(p) for p in projection[:4]), _ptr(self._block_keys),
+             i32(k), i32(h), i32(w), i32(projection[4]), i32(projection[5]), i32(self.nms_kernel // 2)),
+            stream,
+        )
+        m = self.max_people
+        _, _, t_rows, t_cols = self._tables[self._order[self._tag_position]]
+        sizes = [k * m, k * m, k * m, k * m * 4, k * m * self.tag_dim]  # x, y, value, neighbours, tags
+        offsets = [4 * int(o) for o in np.cumsum([0, *sizes])]
+        self._driver.launch(
+            "merge_candidates", (k, 1, 1), (1024, 1, 1),
+            (_ptr(self._block_keys), _ptr(self._heat), _ptr(self._tag_plain), _ptr(self._tag_flip),
+             _ptr(t_rows), _ptr(t_cols), *(_ptr(self._candidates + o) for o in offsets[:5]),
+             i32(k), i32(self._tiles), i32(m), i32(h), i32(w), i32(self._tag_hw[0]), i32(self._tag_hw[1])),
+            stream,
+        )
+        self._driver.to_host(self._candidates_host, self._candidates, stream)
+        self._driver.synchronize(stream)
+        words, floats = self._candidates_host.view(np.int32), self._candidates_host.view(np.float32)
+        x, y, value, neighbours, tags = (slice(a // 4, b // 4) for a, b in zip(offsets[:-1], offsets[1:]))
+        return Candidates(
+            x=words[x].reshape(k, m).copy(),
+            y=words[y].reshape(k, m).copy(),
+            value=floats[value].reshape(k, m).copy(),
+            tags=floats[tags].reshape(k, m, self.tag_dim).copy(),
+            neighbours=floats[neighbours].reshape(k, m, 4).copy(),
+        )
+
+    def _check_outputs(self, outputs: Sequence[DeviceOutputs]) -> None:
         if len(outputs) != len(self.scales):
             raise PoseStreamError(f"expected outputs of {len(self.scales)} scale(s), got {len(outputs)}")
         for scale_outputs in outputs:
-            if (scale_outputs.flipped_out0 is not None) != self.with_flip or (
-                (scale_outputs.flipped_out1 is not None) != self.with_flip
-            ):
+            given = (scale_outputs.flipped_out0 is not None, scale_outputs.flipped_out1 is not None)
+            if given != (self.with_flip, self.with_flip):
                 raise PoseStreamError(
                     "flipped outputs must be given exactly when the aggregator was built with a flip index"
                 )
+
+    def _queue_heatmaps(self, outputs: Sequence[DeviceOutputs], stream: Any) -> tuple:
+        """Queues the half-resolution passes of every scale (reference order) and, with several scales, their
+        projection into the aggregated heatmaps. Returns what nms_block_topk needs to project a single scale
+        itself: (heat_plain, heat_flip, rows, cols, h2, w2), or zeros when the heatmaps are already there."""
         k, (h, w) = self.num_joints, self.base_hw
         i32 = np.int32
         last = len(self._order) - 1
@@ -361,9 +399,7 @@ class CudaAggregator:
             with_tags = position == self._tag_position
             passes = [(ptrs.out0, ptrs.out1, self._identity, self._heat_plain, self._tag_plain, 0)]
             if self.with_flip:
-                passes.append(
-                    (ptrs.flipped_out0, ptrs.flipped_out1, self._flip, self._heat_flip, self._tag_flip, 1)
-                )
+                passes.append((ptrs.flipped_out0, ptrs.flipped_out1, self._flip, self._heat_flip, self._tag_flip, 1))
             for out0, out1, channels, heat, tags, mirrored in passes:
                 self._driver.launch(
                     "half_res_pass", (_grid(w2, 128), h2, k), (128, 1, 1),
@@ -371,41 +407,16 @@ class CudaAggregator:
                      _ptr(tags if with_tags else 0), i32(k), i32(h4), i32(w4), i32(h2), i32(w2), i32(mirrored)),
                     stream,
                 )
-            divisor = np.float32(len(self._order)) if position == last and last > 0 else np.float32(0)
+            if last == 0:
+                return self._heat_plain, self._heat_flip, h_rows, h_cols, h2, w2
+            divisor = np.float32(len(self._order) if position == last else 0)
             self._driver.launch(
                 "project_heat", (_grid(w, 128), h, k), (128, 1, 1),
                 (_ptr(self._heat_plain), _ptr(self._heat_flip), _ptr(h_rows), _ptr(h_cols), _ptr(self._heat),
                  i32(k), i32(h2), i32(w2), i32(h), i32(w), i32(position > 0), divisor),
                 stream,
             )
-        self._driver.launch(
-            "nms_block_topk", (_grid(w, _NMS_TILE), _grid(h, _NMS_TILE), k), (_NMS_TILE, _NMS_TILE, 1),
-            (_ptr(self._heat), _ptr(self._block_keys), i32(k), i32(h), i32(w), i32(self.nms_kernel // 2)),
-            stream,
-        )
-        m, tag_index = self.max_people, self._order[self._tag_position]
-        _, _, t_rows, t_cols = self._tables[tag_index]
-        sizes = [k * m, k * m, k * m, k * m * 4, k * m * self.tag_dim]  # x, y, value, neighbours, tags
-        offsets = np.concatenate([[0], np.cumsum(sizes)]) * 4
-        self._driver.launch(
-            "merge_candidates", (k, 1, 1), (1024, 1, 1),
-            (_ptr(self._block_keys), _ptr(self._heat), _ptr(self._tag_plain), _ptr(self._tag_flip),
-             _ptr(t_rows), _ptr(t_cols), *(_ptr(self._candidates + int(o)) for o in offsets[:5]),
-             i32(k), i32(self._tiles), i32(m), i32(h), i32(w), i32(self._tag_hw[0]), i32(self._tag_hw[1])),
-            stream,
-        )
-        self._driver.to_host(self._candidates_host, self._candidates, stream)
-        self._driver.synchronize(stream)
-        words = self._candidates_host.view(np.int32)
-        floats = self._candidates_host.view(np.float32)
-        part = [slice(int(a) // 4, int(b) // 4) for a, b in zip(offsets[:-1], offsets[1:])]
-        return Candidates(
-            x=words[part[0]].reshape(k, m).copy(),
-            y=words[part[1]].reshape(k, m).copy(),
-            value=floats[part[2]].reshape(k, m).copy(),
-            tags=floats[part[4]].reshape(k, m, self.tag_dim).copy(),
-            neighbours=floats[part[3]].reshape(k, m, 4).copy(),
-        )
+        return 0, 0, 0, 0, 0, 0
 
     def refine(self, mean_tags: np.ndarray, stream: Any = None) -> RefinePeaks:
         """Refine peaks of the latest aggregated maps for persons with mean tags (N, L) (see
