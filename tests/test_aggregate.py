@@ -18,6 +18,7 @@ from pose_stream.joints import COCO, CROWDPOSE
 from pose_stream.kernels.aggregate_numba import _fma, aggregate_numba, top_k_numba
 from pose_stream.kernels.aggregate_ref import (
     ScaleOutputs,
+    adjust_neighbours,
     aggregate_maps,
     aggregate_reference,
     axis_weights,
@@ -506,9 +507,7 @@ class EmulatedDriver:
         self.view(out_value, np.float32, K * M)[:] = value.ravel()
         maps = self.view(heat, np.float32, K * H * W).reshape(K, H, W)
         joint = np.arange(K)[:, None]
-        neighbours = np.stack([maps[joint, y, np.minimum(x + 1, W - 1)], maps[joint, y, np.maximum(x - 1, 0)],
-                               maps[joint, np.minimum(y + 1, H - 1), x], maps[joint, np.maximum(y - 1, 0), x]], -1)
-        self.view(out_neighbours, np.float32, K * M * 4)[:] = neighbours.ravel()
+        self.view(out_neighbours, np.float32, K * M * 4)[:] = adjust_neighbours(maps, joint, y, x).ravel()
         planes = [p for p in (tag_plain, tag_flip) if p]
         tags = np.stack([self._full_tags(p, rows, cols, K, H, W, th, tw)[joint, y, x] for p in planes], -1)
         self.view(out_tags, np.float32, K * M * len(planes))[:] = tags.ravel()
@@ -546,9 +545,7 @@ class EmulatedDriver:
         self.view(out_x, np.int32, N * K)[:] = x.ravel()
         self.view(out_y, np.int32, N * K)[:] = y.ravel()
         self.view(out_value, np.float32, N * K)[:] = maps[joint, y, x].ravel()
-        neighbours = np.stack([maps[joint, y, np.minimum(x + 1, W - 1)], maps[joint, y, np.maximum(x - 1, 0)],
-                               maps[joint, np.minimum(y + 1, H - 1), x], maps[joint, np.maximum(y - 1, 0), x]], -1)
-        self.view(out_neighbours, np.float32, N * K * 4)[:] = neighbours.ravel()
+        self.view(out_neighbours, np.float32, N * K * 4)[:] = adjust_neighbours(maps, joint, y, x).ravel()
 
 
 def run_cuda_aggregator(driver, upload, scales, flip_index, base_hw, mean_tags):
