@@ -274,6 +274,7 @@ def test_numba_equals_reference_on_plateaus(rng):
     assert_candidates_equal(result.candidates, ref_candidates, f"seed {rng.seed}")
 
 
+@pytest.mark.slow
 def test_numba_equals_reference_at_512x960(rng):
     scales = [random_scale(rng, 17, (512, 960), True, scale=0.1)]
     ref_candidates, ref_maps = aggregate_reference(scales, COCO.flip_index, (512, 960))
