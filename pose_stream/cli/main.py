@@ -15,6 +15,7 @@ from pose_stream.errors import PoseStreamError
 # (subcommand, module): the order is the order `--help` lists them.
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("export", "pose_stream.cli.export"),
+    ("bench", "pose_stream.cli.bench"),
 ]
 DEFAULT_SUBCOMMAND = "run"
 
