@@ -16,6 +16,7 @@ from pose_stream.errors import PoseStreamError
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("export", "pose_stream.cli.export"),
     ("bench", "pose_stream.cli.bench"),
+    ("eval", "pose_stream.cli.eval"),
 ]
 DEFAULT_SUBCOMMAND = "run"
 
