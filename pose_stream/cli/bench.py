@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.output_dir)
     if not out_dir.is_dir():
         raise PoseStreamError(f"--output-dir {out_dir} is not a folder")
+    if args.video and not Path(args.video).is_file():
+        raise PoseStreamError(f"video not found: {args.video}")
     config = build_config(args)
     from pose_stream.benchmarking import run_benchmark
 
