@@ -12,6 +12,7 @@ from pose_stream.benchmarking.stats import StageStats
 
 ENGINE_ONLY, END_TO_END, BASELINE = "engine-only", "end-to-end", "baseline"
 KINDS = (ENGINE_ONLY, END_TO_END, BASELINE)
+STAGE_ORDER = ("read", "prepare", "infer", "aggregate", "group", "decode", "predict_batch")
 SUMMARY_COLUMNS = ("backend", "precision", "device", "input", "batch", "flip", "people", "engine FPS",
                    "end-to-end FPS", "e2e / engine", "baseline FPS", "speed-up vs baseline")
 STAGE_COLUMNS = ("path", "backend", "input", "batch", "flip", "people", "stage", "median ms", "p99 ms",
@@ -199,7 +200,8 @@ class BenchReport:
         most = max((p for p in self._people() if p is not None), default=None)
         rows = [r for r in self.rows if r.stages and r.fps is not None
                 and (r.kind == ENGINE_ONLY or r.people == most)]
-        names = list(dict.fromkeys(name for r in rows for name in r.stages))
+        present = {name for r in rows for name in r.stages}
+        names = [n for n in STAGE_ORDER if n in present] + sorted(present - set(STAGE_ORDER))
         labels = [f"{r.kind}\n{r.backend} {r.input_label} b{r.batch} f{int(r.flip)}" for r in rows]
         left = [0.0] * len(rows)
         for name in names:
