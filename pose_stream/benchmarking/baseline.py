@@ -82,6 +82,19 @@ def reference_affine(info: ResizeInfo, inverse: bool = False) -> np.ndarray:
     return cv2.getAffineTransform(dst, src) if inverse else cv2.getAffineTransform(src, dst)
 
 
+def reference_prepare(image_bgr: np.ndarray, input_size: int,
+                      device: str | torch.device = "cpu") -> tuple[torch.Tensor, ResizeInfo]:
+    """The reference's network input (1, 3, H, W) float32 on `device`: warp, BGR->RGB, /255, ImageNet normalisation."""
+    height, width = image_bgr.shape[:2]
+    info = reference_resize(width, height, input_size)
+    rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+    resized = cv2.warpAffine(rgb, reference_affine(info), info.network_size)
+    tensor = torch.from_numpy(resized).to(device).permute(2, 0, 1).float().div(255.0)
+    mean = torch.tensor(MEAN, device=tensor.device).view(3, 1, 1)
+    std = torch.tensor(STD, device=tensor.device).view(3, 1, 1)
+    return ((tensor - mean) / std).unsqueeze(0), info
+
+
 def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     direction = a - b
     return b + np.array([-direction[1], direction[0]], np.float32)
@@ -98,8 +111,6 @@ class ReferenceStyleBaseline:
         self.config = config
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
-        self._mean = torch.tensor(MEAN, device=self.device).view(3, 1, 1)
-        self._std = torch.tensor(STD, device=self.device).view(3, 1, 1)
 
     def __call__(self, image_bgr: np.ndarray) -> Poses:
         tensor, info = self.prepare(image_bgr)
@@ -108,12 +119,7 @@ class ReferenceStyleBaseline:
         return self.group(heatmaps, tags, info)
 
     def prepare(self, image_bgr: np.ndarray) -> tuple[torch.Tensor, ResizeInfo]:
-        height, width = image_bgr.shape[:2]
-        info = reference_resize(width, height, self.config.input_size)
-        rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
-        resized = cv2.warpAffine(rgb, reference_affine(info), info.network_size)
-        tensor = torch.from_numpy(resized).to(self.device).permute(2, 0, 1).float().div(255.0)
-        return ((tensor - self._mean) / self._std).unsqueeze(0), info
+        return reference_prepare(image_bgr, self.config.input_size, self.device)
 
     def infer(self, tensor: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         """The plain pass, then the flipped pass (two separate forward calls, as the reference makes them)."""

@@ -6,6 +6,7 @@ decoding from disk is not part of the figures.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import tempfile
@@ -19,7 +20,7 @@ import numpy as np
 
 from pose_stream.benchmarking import synthetic
 from pose_stream.benchmarking.backends import BackendSpec, build_estimator, open_backend
-from pose_stream.benchmarking.baseline import BaselineConfig, ReferenceStyleBaseline
+from pose_stream.benchmarking.baseline import BaselineConfig, ReferenceStyleBaseline, reference_prepare
 from pose_stream.benchmarking.config import BenchConfig
 from pose_stream.benchmarking.environment import collect_environment
 from pose_stream.benchmarking.report import BASELINE, END_TO_END, ENGINE_ONLY, BenchReport, BenchRow
@@ -206,12 +207,12 @@ def _cuda_sync(device: str) -> Callable[[], None] | None:
 def _engine_only(spec: BackendSpec, config: BenchConfig, model, onnx: str | None, size: tuple[int, int],
                  batch: int, flip: bool, clip: Clip, progress: bool) -> BenchRow:
     base = dict(kind=ENGINE_ONLY, backend=spec.name, input_hw=size, batch=batch, flip=flip, people=None)
-    prepare = ReferenceStyleBaseline(model, BaselineConfig(input_size=min(size), flip=flip)).prepare
-    images = np.concatenate([prepare(clip.frame(i))[0].cpu().numpy() for i in range(batch)])
+    images = np.concatenate([reference_prepare(clip.frame(i), min(size))[0].numpy() for i in range(batch)])
     if flip:  # the plain and the flipped pass of every frame in one call
         images = np.concatenate([images, np.ascontiguousarray(images[..., ::-1])])
     calls = math.ceil(config.frames / batch)
-    with open_backend(spec, model=model, onnx=onnx, engine=config.engine, device=config.device,
+    # A copy: the torch backend converts its model in place (device, FP16).
+    with open_backend(spec, model=copy.deepcopy(model), onnx=onnx, engine=config.engine, device=config.device,
                       threads=config.threads) as backend:
         with _bar(calls * batch, f"engine-only {spec.name} {size[0]}x{size[1]} b{batch}", progress) as bar:
             seconds, total = _time_steps([("infer", lambda _, i: backend.infer(images))], calls, config.warmup, bar,
@@ -286,7 +287,7 @@ def _baseline(config: BenchConfig, model, size: tuple[int, int], flip: bool, peo
     import torch
 
     device = "cuda" if config.device != "cpu" and torch.cuda.is_available() else "cpu"
-    baseline = ReferenceStyleBaseline(model, BaselineConfig(input_size=min(size), flip=flip), device=device)
+    baseline = ReferenceStyleBaseline(copy.deepcopy(model), BaselineConfig(input_size=min(size), flip=flip), device=device)
     if decode_input == "synthetic":
         def raw_outputs(inferred, i):
             outputs, flipped = clip.rendered(i)
