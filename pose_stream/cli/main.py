@@ -17,6 +17,8 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("export", "pose_stream.cli.export"),
     ("run", "pose_stream.cli.run"),
     ("build-engine", "pose_stream.cli.build_engine"),
+    ("bench", "pose_stream.cli.bench"),
+    ("eval", "pose_stream.cli.eval"),
 ]
 DEFAULT_SUBCOMMAND = "run"
 
