@@ -16,6 +16,11 @@ _LAZY = {
     "export_onnx": "pose_stream.export",
     "PoseStreamError": "pose_stream.errors",
     "JointSet": "pose_stream.joints",
+    "preprocess": "pose_stream.preprocess",
+    "Transform": "pose_stream.preprocess",
+    "decode": "pose_stream.decode",
+    "Poses": "pose_stream.poses",
+    "PoseEstimator": "pose_stream.estimator",
 }
 
 

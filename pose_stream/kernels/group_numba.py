@@ -139,23 +139,23 @@ def _match(
 
 # ------------------------------------------------------------------------------------- adjust, score
 @numba.njit(cache=True, nogil=True, inline="always")
-def _offset(index, lower, higher):
-    # pixel index + 0.5, moved a quarter pixel towards the higher neighbour
-    return np.float32(index) + np.float32(0.75) if higher > lower else np.float32(index) + np.float32(0.25)
+def _offset(index, after, before):
+    # pixel index + 0.5, moved a quarter pixel towards the higher neighbour (after: index + 1)
+    return np.float32(index) + np.float32(0.75) if after > before else np.float32(index) + np.float32(0.25)
 
 
 @numba.njit(cache=True, nogil=True)
 def _gather_neighbours(heatmap, x, y, out):
     height, width = heatmap.shape
-    out[0] = heatmap[y, max(x - 1, 0)]
-    out[1] = heatmap[y, min(x + 1, width - 1)]
-    out[2] = heatmap[max(y - 1, 0), x]
-    out[3] = heatmap[min(y + 1, height - 1), x]
+    out[0] = heatmap[y, min(x + 1, width - 1)]
+    out[1] = heatmap[y, max(x - 1, 0)]
+    out[2] = heatmap[min(y + 1, height - 1), x]
+    out[3] = heatmap[max(y - 1, 0), x]
 
 
 @numba.njit(cache=True, nogil=True)
 def candidate_neighbours_kernel(heatmaps, cand_x, cand_y, out):
-    """out float32 (K, M, 4): NEIGHBOURS values of every candidate pixel."""
+    """out float32 (K, M, 4): heatmap values at x+1, x-1, y+1, y-1 (clamped) of every candidate pixel."""
     for joint in range(cand_x.shape[0]):
         for m in range(cand_x.shape[1]):
             _gather_neighbours(heatmaps[joint], cand_x[joint, m], cand_y[joint, m], out[joint, m])
@@ -303,7 +303,7 @@ def _refine_apply(keypoints, pending, rx, ry, rvalue, rneighbours):
 
 # ------------------------------------------------------------------------------------------ wrapper
 def candidate_neighbours(heatmaps: np.ndarray, cands: Candidates) -> np.ndarray:
-    """float32 (K, M, 4): heatmap values left, right, up, down of every candidate (indices clamped)."""
+    """float32 (K, M, 4): heatmap values at x+1, x-1, y+1, y-1 of every candidate (indices clamped)."""
     out = np.empty(cands.x.shape + (4,), np.float32)
     candidate_neighbours_kernel(np.ascontiguousarray(heatmaps, np.float32), cands.x, cands.y, out)
     return out

@@ -121,8 +121,8 @@ def refine_search(maps: AggregatedMaps, request: RefineRequest) -> RefineResult:
         xs[person, joint], ys[person, joint] = x, y
         values[person, joint] = heatmap[y, x]
         neighbours[person, joint] = (
-            heatmap[y, max(x - 1, 0)], heatmap[y, min(x + 1, width - 1)],
-            heatmap[max(y - 1, 0), x], heatmap[min(y + 1, height - 1), x],
+            heatmap[y, min(x + 1, width - 1)], heatmap[y, max(x - 1, 0)],
+            heatmap[min(y + 1, height - 1), x], heatmap[max(y - 1, 0), x],
         )
     return RefineResult(xs, ys, values, neighbours)
 
@@ -131,7 +131,7 @@ def refine_apply(keypoints: np.ndarray, request: RefineRequest, result: RefineRe
     """Fill pending joints whose found value is > 0 (quarter offset from the neighbours, + 0.5)."""
     out = keypoints.copy()
     for person, joint in zip(*np.nonzero(request.pending & (result.value > 0))):
-        left, right, up, down = result.neighbours[person, joint]
+        right, left, down, up = result.neighbours[person, joint]
         x = result.x[person, joint] + 0.5 + (0.25 if right > left else -0.25)
         y = result.y[person, joint] + 0.5 + (0.25 if down > up else -0.25)
         out[person, joint] = (x, y, result.value[person, joint])

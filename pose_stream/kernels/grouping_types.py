@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Order of the four neighbour values everywhere: left (x-1), right (x+1), up (y-1), down (y+1),
-# each index clamped to the map.
-NEIGHBOURS = ("left", "right", "up", "down")
+# Order of the four neighbour values everywhere (the aggregation's RefinePeaks uses the same):
+# x+1, x-1, y+1, y-1, each index clamped to the map.
+NEIGHBOURS = ("right", "left", "down", "up")
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class RefineResult:
     """Outcome of the refine search, per person and joint (meaningful where the request was pending).
 
     For each (n, k): the first row-major argmax of heatmap_k - round(||tagmap_k - mean_tags[n]||).
+    Same fields and meaning as the aggregation's `RefinePeaks` (its CUDA refine kernel fills one).
 
     Attributes:
         x, y: int32 (N, K) pixel of the argmax.
