@@ -28,6 +28,10 @@ from pose_stream.kernels.types import AggregatedMaps, Candidates
 RefineSearch = Callable[[RefineRequest], RefineResult]
 
 _PADDING_COST = 1e10
+# Refine summarises the maps in tiles of this size to skip what cannot win, and first visits the tiles at
+# least REFINE_HOT hot (speed settings only: results do not depend on them).
+REFINE_TILE = 16
+REFINE_HOT = np.float32(0.1)
 
 
 # ---------------------------------------------------------------------------------------------- sums
@@ -213,79 +217,223 @@ def _refine_score(heat, tag_row, mean):
     return heat - np.rint(np.sqrt(squared))
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _improves(score, index, best, best_index):
+    # the first maximum in row-major order wins
+    return score > best or (score == best and index < best_index)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _tile_maxima(heat, tile, hottest):
+    """hottest (tiles,): the largest heat of each TILE x TILE tile (row-major tiles). fastmath lets the
+    maxima vectorise; max is exact in any order for the finite values of a heatmap."""
+    height, width = heat.shape
+    tiles_x = (width + tile - 1) // tile
+    hottest[:] = -np.inf
+    for y in range(height):
+        row = (y // tile) * tiles_x
+        for tx in range(tiles_x):
+            x0 = tx * tile
+            top = heat[y, x0]
+            for x in range(x0 + 1, min(x0 + tile, width)):
+                top = max(top, heat[y, x])
+            hottest[row + tx] = max(hottest[row + tx], top)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _tile_tag_box(tags, tile, tiles_x, t, box):
+    """box (2, 2): min and max of the tile's tags in the first two tag dimensions (the second is 0 for L=1)."""
+    height, width = tags.shape[0], tags.shape[1]
+    y0 = (t // tiles_x) * tile
+    x0 = (t - (t // tiles_x) * tiles_x) * tile
+    lo0 = tags[y0, x0, 0]
+    hi0 = lo0
+    lo1 = np.float32(0.0)
+    hi1 = np.float32(0.0)
+    two = tags.shape[2] >= 2
+    if two:
+        lo1 = tags[y0, x0, 1]
+        hi1 = lo1
+    for y in range(y0, min(y0 + tile, height)):
+        for x in range(x0, min(x0 + tile, width)):
+            lo0 = min(lo0, tags[y, x, 0])
+            hi0 = max(hi0, tags[y, x, 0])
+            if two:
+                lo1 = min(lo1, tags[y, x, 1])
+                hi1 = max(hi1, tags[y, x, 1])
+    box[0, 0] = lo0
+    box[0, 1] = lo1
+    box[1, 0] = hi0
+    box[1, 1] = hi1
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _all_tag_boxes(tags, tile, boxes):
+    """_tile_tag_box for every tile, in one row-major pass (tile by tile, rows far apart miss the cache)."""
+    height, width = tags.shape[0], tags.shape[1]
+    tiles_x = (width + tile - 1) // tile
+    two = tags.shape[2] >= 2
+    boxes[:, 0, :] = np.inf
+    boxes[:, 1, :] = -np.inf
+    if not two:
+        boxes[:, :, 1] = 0.0
+    for y in range(height):
+        row = (y // tile) * tiles_x
+        for tx in range(tiles_x):
+            x0 = tx * tile
+            lo0 = tags[y, x0, 0]
+            hi0 = lo0
+            for x in range(x0 + 1, min(x0 + tile, width)):
+                lo0 = min(lo0, tags[y, x, 0])
+                hi0 = max(hi0, tags[y, x, 0])
+            t = row + tx
+            boxes[t, 0, 0] = min(boxes[t, 0, 0], lo0)
+            boxes[t, 1, 0] = max(boxes[t, 1, 0], hi0)
+            if two:
+                lo1 = tags[y, x0, 1]
+                hi1 = lo1
+                for x in range(x0 + 1, min(x0 + tile, width)):
+                    lo1 = min(lo1, tags[y, x, 1])
+                    hi1 = max(hi1, tags[y, x, 1])
+                boxes[t, 0, 1] = min(boxes[t, 0, 1], lo1)
+                boxes[t, 1, 1] = max(boxes[t, 1, 1], hi1)
+
+
 @numba.njit(cache=True, nogil=True)
-def _refine_search(heatmaps, tagmaps, cand_x, cand_y, means, pending, order, best, best_index,
+def _tile_bound(mean, t, hottest, boxes, dims):
+    """Highest score any pixel of tile t can have: its hottest heat minus the rounded distance from the mean
+    tag to the tile's tag box (less a margin that keeps the bound safe against float32 distance rounding)."""
+    gap = 0.0
+    for d in range(dims):
+        m_d = np.float64(mean[d])
+        if m_d < boxes[t, 0, d]:
+            gap += (boxes[t, 0, d] - m_d) ** 2
+        elif m_d > boxes[t, 1, d]:
+            gap += (m_d - boxes[t, 1, d]) ** 2
+    return hottest[t] - np.float32(np.rint(max(math.sqrt(gap) - 1e-4, 0.0)))
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_tile(heat, tags, mean, t, tile, tiles_x, top, top_index):
+    height, width = heat.shape
+    y0 = (t // tiles_x) * tile
+    x0 = (t - (t // tiles_x) * tiles_x) * tile
+    for y in range(y0, min(y0 + tile, height)):
+        for x in range(x0, min(x0 + tile, width)):
+            h = heat[y, x]
+            i = y * width + x
+            if h < top or (h == top and i >= top_index):
+                continue  # score <= heat: it cannot win
+            s = _refine_score(h, tags[y, x], mean)
+            if _improves(s, i, top, top_index):
+                top = s
+                top_index = i
+    return top, top_index
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _worth_scanning(bound, t, tile, tiles_x, width, top, top_index):
+    # a tile whose bound only ties the best matters only if it holds an earlier pixel
+    first = (t // tiles_x) * tile * width + (t - (t // tiles_x) * tiles_x) * tile
+    return bound > top or (bound == top and first < top_index)
+
+
+@numba.njit(cache=True, nogil=True)
+def _search_joint(heat, tags, cand_index, means, persons, best, best_index, tile, hot, hottest, boxes, boxed):
+    """Exact refine argmax on one joint's maps (heat (H, W), tags (H, W, L)) for the people `persons`.
+
+    Since score = heat - round(distance) <= heat, a tile can be skipped when its hottest pixel minus the
+    rounded distance from the mean tag to the tile's tag box cannot reach the best score so far.
+    1. Start from the best candidate pixel (a true score).
+    2. Visit the tiles at least `hot` hot, hottest first; stop at the first one colder than the best.
+       A best >= hot is final: every other tile is colder.
+    3. Otherwise rank the remaining tiles by their bound and scan them until the bound falls below the best.
+    Tag boxes are computed when first needed (all at once for step 3). Ties go to the first pixel in
+    row-major order.
+    """
+    height, width = heat.shape
+    tiles_x = (width + tile - 1) // tile
+    num_tiles = hottest.shape[0]
+    dims = min(tags.shape[2], 2)
+    order = np.argsort(-hottest)
+    num_hot = 0
+    while num_hot < num_tiles and hottest[order[num_hot]] >= hot:
+        num_hot += 1
+    boxed[:] = False
+    all_boxed = False
+    bounds = np.empty(num_tiles - num_hot, np.float32)
+    for q in range(persons.shape[0]):
+        mean = means[persons[q]]
+        top = -np.inf
+        top_index = height * width
+        for m in range(cand_index.shape[0]):
+            i = cand_index[m]
+            y = i // width
+            s = _refine_score(heat[y, i - y * width], tags[y, i - y * width], mean)
+            if _improves(s, i, top, top_index):
+                top = s
+                top_index = i
+        for n in range(num_hot):
+            t = order[n]
+            if hottest[t] < top:
+                break
+            if not boxed[t]:
+                _tile_tag_box(tags, tile, tiles_x, t, boxes[t])
+                boxed[t] = True
+            if _worth_scanning(_tile_bound(mean, t, hottest, boxes, dims), t, tile, tiles_x, width, top, top_index):
+                top, top_index = _scan_tile(heat, tags, mean, t, tile, tiles_x, top, top_index)
+        if top < hot and num_hot < num_tiles:
+            if not all_boxed:
+                _all_tag_boxes(tags, tile, boxes)
+                boxed[:] = True
+                all_boxed = True
+            for n in range(num_hot, num_tiles):
+                bounds[n - num_hot] = _tile_bound(mean, order[n], hottest, boxes, dims)
+            ranked = np.argsort(-bounds)
+            for r in range(ranked.shape[0]):
+                n = ranked[r]
+                t = order[num_hot + n]
+                if bounds[n] < top:
+                    break
+                if _worth_scanning(bounds[n], t, tile, tiles_x, width, top, top_index):
+                    top, top_index = _scan_tile(heat, tags, mean, t, tile, tiles_x, top, top_index)
+        best[q] = top
+        best_index[q] = top_index
+
+
+@numba.njit(cache=True, nogil=True)
+def _refine_search(heatmaps, tagmaps, cand_x, cand_y, means, pending, tile,
                    out_x, out_y, out_value, out_neighbours):
     num_joints, height, width = heatmaps.shape
-    num_pixels = height * width
     num_people = pending.shape[0]
+    num_tiles = ((height + tile - 1) // tile) * ((width + tile - 1) // tile)
+    persons = np.empty(num_people, np.int64)
+    best = np.empty(num_people, np.float32)
+    best_index = np.empty(num_people, np.int64)
+    cand_index = np.empty(cand_x.shape[1], np.int64)
+    hottest = np.empty(num_tiles, np.float32)
+    boxes = np.empty((num_tiles, 2, 2), np.float32)
+    boxed = np.empty(num_tiles, np.bool_)
     for joint in range(num_joints):
         count = 0
         for person in range(num_people):
             if pending[person, joint]:
-                order[count] = person
+                persons[count] = person
                 count += 1
         if count == 0:
             continue
-        heat = heatmaps[joint].reshape(num_pixels)
-        tags = tagmaps[joint].reshape(num_pixels, tagmaps.shape[3])
-        # Start every search from its best candidate pixel: a true score, so pixels whose heatmap value
-        # is below it can be skipped (their score cannot be higher).
+        for m in range(cand_x.shape[1]):
+            cand_index[m] = cand_y[joint, m] * width + cand_x[joint, m]
+        _tile_maxima(heatmaps[joint], tile, hottest)
+        _search_joint(heatmaps[joint], tagmaps[joint], cand_index, means, persons[:count], best, best_index,
+                      tile, REFINE_HOT, hottest, boxes, boxed)
         for q in range(count):
-            person = order[q]
-            top = -np.inf
-            top_index = num_pixels
-            for m in range(cand_x.shape[1]):
-                i = cand_y[joint, m] * width + cand_x[joint, m]
-                s = _refine_score(heat[i], tags[i], means[person])
-                if s > top or (s == top and i < top_index):
-                    top = s
-                    top_index = i
-            best[person] = top
-            best_index[person] = top_index
-        # order[:count] ascending by best, so the scan can stop at the first person it cannot help
-        for q in range(1, count):
-            person = order[q]
-            r = q
-            while r > 0 and best[order[r - 1]] > best[person]:
-                order[r] = order[r - 1]
-                r -= 1
-            order[r] = person
-        threshold = best[order[0]]
-        for i in range(num_pixels):
-            h = heat[i]
-            if h < threshold:
-                continue
-            q = 0
-            while q < count:
-                person = order[q]
-                b = best[person]
-                if h < b:
-                    break
-                if h == b and i >= best_index[person]:
-                    q += 1
-                    continue
-                s = _refine_score(h, tags[i], means[person])
-                if s > b or (s == b and i < best_index[person]):
-                    best[person] = s
-                    best_index[person] = i
-                    r = q
-                    while r + 1 < count and best[order[r + 1]] < s:
-                        order[r] = order[r + 1]
-                        r += 1
-                    order[r] = person
-                    if r != q:
-                        continue  # a person not yet seen for this pixel moved into slot q
-                q += 1
-            threshold = best[order[0]]
-        for q in range(count):
-            person = order[q]
-            i = best_index[person]
-            y = i // width
-            x = i - y * width
+            person = persons[q]
+            y = best_index[q] // width
+            x = best_index[q] - y * width
             out_x[person, joint] = x
             out_y[person, joint] = y
-            out_value[person, joint] = heat[i]
+            out_value[person, joint] = heatmaps[joint, y, x]
             _gather_neighbours(heatmaps[joint], x, y, out_neighbours[person, joint])
 
 
@@ -380,8 +528,7 @@ class NumbaGrouper:
         neighbours = np.zeros((n, k, 4), np.float32)
         _refine_search(
             np.ascontiguousarray(maps.heatmaps, np.float32), np.ascontiguousarray(maps.tags, np.float32),
-            cands.x, cands.y, request.mean_tags, request.pending,
-            np.empty(n, np.int64), np.empty(n, np.float32), np.empty(n, np.int64), x, y, value, neighbours,
+            cands.x, cands.y, request.mean_tags, request.pending, REFINE_TILE, x, y, value, neighbours,
         )
         return RefineResult(x, y, value, neighbours)
 
