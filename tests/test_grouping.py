@@ -177,6 +177,29 @@ def test_refine_search_equals_reference(ties):
             np.testing.assert_array_equal(getattr(got, name)[pending], getattr(expected, name)[pending], err_msg=name)
 
 
+@pytest.mark.parametrize("tag_dim, quantised", [(1, False), (2, False), (2, True)])
+def test_refine_search_equals_reference_on_rendered_maps(tag_dim, quantised):
+    # Smooth maps with many hidden joints, partial tiles (150 x 90 is no multiple of the tile size), and
+    # with coarse values: equal scores everywhere, so the first-maximum rule decides.
+    rng = np.random.default_rng(21 + tag_dim + quantised)
+    size = (150, 90)
+    people = synthetic.random_people(rng, 9, size, border_gap=3.0, hidden_fraction=0.4, tag_spacing=1.3)
+    cands, maps = synthetic.render_maps(people, size, 17, tag_dim=tag_dim, noise=0.02, rng=rng)
+    if quantised:
+        maps = AggregatedMaps((np.round(maps.heatmaps * 10) / 10).astype(np.float32),
+                              (np.round(maps.tags * 2) / 2).astype(np.float32))
+        cands = Candidates(cands.x, cands.y, maps.heatmaps[np.arange(17)[:, None], cands.y, cands.x],
+                           np.ascontiguousarray(maps.tags[np.arange(17)[:, None], cands.y, cands.x]))
+    grouper = group_numba.NumbaGrouper(COCO.visit_order)
+    matching = grouper.match(cands)
+    request = grouper.refine_request(cands, matching)
+    assert request.pending.sum() > 20
+    expected = group_ref.refine_search(maps, request)
+    got = grouper.refine_search(maps, cands, request)
+    for name in ("x", "y", "value", "neighbours"):
+        np.testing.assert_array_equal(getattr(got, name)[request.pending], getattr(expected, name)[request.pending])
+
+
 def test_refine_search_takes_the_first_of_equal_maxima():
     # A flat heatmap and one tag everywhere: every pixel scores the same; the first (0, 0) must win.
     k, h, w = 17, 6, 7
