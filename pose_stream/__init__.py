@@ -5,6 +5,8 @@ Heavy submodules load on first use, so `import pose_stream` stays cheap.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -33,3 +35,19 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))
+
+
+# `preprocess` and `decode` are functions of the public API and also the modules defining them. Importing
+# such a module would set the package attribute to the module; keep the name meaning the function
+# (the modules stay importable: `from pose_stream.decode import Decoder`).
+_FUNCTION_NAMES = frozenset({"preprocess", "decode"})
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FUNCTION_NAMES and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -80,7 +80,7 @@ class Decoder:
     """Aggregation (Numba, CPU) and grouping for one stream of frames of one joint set.
 
     Map buffers are recycled: `group` hands the buffers of its Aggregated back for the next `aggregate`,
-    so a stream allocates them once; an Aggregated that is never grouped simply keeps its own.
+    so a stream allocates them once (an Aggregated is used up by `group`; one never grouped keeps its own).
     Not for concurrent use of one stage from several threads; `aggregate` and `group` may run in two threads.
 
     Args:

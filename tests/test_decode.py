@@ -258,3 +258,11 @@ def test_estimator_with_the_torch_backend_runs_end_to_end():
         assert estimator.backend_info.name == "torch"
         poses = estimator.predict(np.zeros((100, 150, 3), np.uint8))
         assert poses.keypoints.shape[1:] == (17, 3)
+
+
+def test_public_names_import_lazily():
+    import pose_stream
+
+    assert pose_stream.decode is decode and pose_stream.PoseEstimator is PoseEstimator
+    assert pose_stream.Transform.__name__ == "Transform" and callable(pose_stream.preprocess)
+    assert pose_stream.Poses.empty().keypoints.shape == (0, 17, 3)
