@@ -362,6 +362,7 @@ def _search_joint(heat, tags, cand_index, means, persons, best, best_index, tile
     boxed[:] = False
     all_boxed = False
     bounds = np.empty(num_tiles - num_hot, np.float32)
+    open_tiles = np.empty(num_tiles - num_hot, np.int64)
     for q in range(persons.shape[0]):
         mean = means[persons[q]]
         top = -np.inf
@@ -387,12 +388,18 @@ def _search_joint(heat, tags, cand_index, means, persons, best, best_index, tile
                 _all_tag_boxes(tags, tile, boxes)
                 boxed[:] = True
                 all_boxed = True
+            # rank only the tiles that could still win
+            num_open = 0
             for n in range(num_hot, num_tiles):
-                bounds[n - num_hot] = _tile_bound(mean, order[n], hottest, boxes, dims)
-            ranked = np.argsort(-bounds)
-            for r in range(ranked.shape[0]):
+                bound = _tile_bound(mean, order[n], hottest, boxes, dims)
+                if bound >= top:
+                    bounds[num_open] = bound
+                    open_tiles[num_open] = order[n]
+                    num_open += 1
+            ranked = np.argsort(-bounds[:num_open])
+            for r in range(num_open):
                 n = ranked[r]
-                t = order[num_hot + n]
+                t = open_tiles[n]
                 if bounds[n] < top:
                     break
                 if _worth_scanning(bounds[n], t, tile, tiles_x, width, top, top_index):

@@ -56,6 +56,9 @@ class SyntheticPeople:
     def with_keypoints(self, keypoints: np.ndarray) -> "SyntheticPeople":
         return SyntheticPeople(keypoints, self.visible, self.tags, self.flipped_tags, self.strength)
 
+    def with_tags(self, tags: np.ndarray) -> "SyntheticPeople":
+        return SyntheticPeople(self.keypoints, self.visible, tags, self.flipped_tags, self.strength)
+
     def to_network(self, image_size: tuple[int, int], input_size: int = 512, scale_factor: float = 1.0,
                    min_scale: float = 1.0) -> "SyntheticPeople":
         """The same people in the network-input pixels of the reference resize."""
@@ -213,12 +216,12 @@ def render_maps(
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     w, h = network_size
-    heat, tag_plane = _render(people, num_joints, 1, (h, w), sigma, tag_radius=sigma)
+    heat, plain = _render(people, num_joints, 1, (h, w), sigma, tag_radius=sigma)
     if noise > 0:
         heat += rng.normal(0, noise, heat.shape).astype(np.float32)
-    tags = np.repeat(tag_plane[..., None], tag_dim, axis=3)
-    for l in range(1, tag_dim):
-        tags[..., l] *= -1.0  # the flipped pass's tags: another value per person
+    # the flipped pass's tags (the people's flipped_tags) for the other tag dimensions
+    _, flipped = _render(people.with_tags(people.flipped_tags), num_joints, 1, (h, w), sigma, tag_radius=sigma)
+    tags = np.stack([plain] + [flipped] * (tag_dim - 1), axis=3)
     if noise > 0:
         tags += rng.normal(0, noise, tags.shape).astype(np.float32)
     maps = AggregatedMaps(np.ascontiguousarray(heat), np.ascontiguousarray(tags, np.float32))
