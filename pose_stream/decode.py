@@ -15,8 +15,8 @@ import numpy as np
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import JointSet, get_joint_set
 from pose_stream.kernels.group_numba import NumbaGrouper, candidate_neighbours
-from pose_stream.kernels.grouping_types import GroupingParams, RefineRequest, RefineResult
-from pose_stream.kernels.types import AggregatedMaps, Candidates
+from pose_stream.kernels.grouping_types import Grouped, GroupingParams, RefineRequest, RefineResult
+from pose_stream.kernels.types import Candidates
 from pose_stream.poses import Poses
 from pose_stream.preprocess import Transform, make_transform
 
@@ -48,15 +48,17 @@ class Aggregated:
         candidates: top-M candidates per joint, in network-input pixels of the scale-1 input.
         neighbours: float32 (K, M, 4) heatmap values around each candidate (x+1, x-1, y+1, y-1).
         transform: the scale-1 resize of the image.
-        maps: the aggregated maps on the host; None where they stay on the GPU.
-        refine_search: the refine search to use instead of the CPU one over `maps` (GPU refine kernel).
+        refine_search: the refine search over this frame's maps (the aggregation's, CPU or GPU).
+        grouped: people already grouped (the CUDA path groups at once: its refine reads the latest maps).
+        heatmaps: the aggregation's heatmap buffer, recycled once grouped.
     """
 
     candidates: Candidates
     neighbours: np.ndarray
     transform: Transform
-    maps: AggregatedMaps | None = None
     refine_search: Callable[[RefineRequest], RefineResult] | None = None
+    grouped: Grouped | None = None
+    heatmaps: np.ndarray | None = None
 
 
 def check_outputs(outputs: Sequence[np.ndarray], num_joints: int, network_size: tuple[int, int], name: str) -> None:
@@ -79,8 +81,8 @@ def check_outputs(outputs: Sequence[np.ndarray], num_joints: int, network_size: 
 class Decoder:
     """Aggregation (Numba, CPU) and grouping for one stream of frames of one joint set.
 
-    Map buffers are recycled: `group` hands the buffers of its Aggregated back for the next `aggregate`,
-    so a stream allocates them once (an Aggregated is used up by `group`; one never grouped keeps its own).
+    The heatmap buffer is recycled: `group` hands it back for the next `aggregate`, so a stream allocates it
+    once (an Aggregated is used up by `group`; one never grouped keeps its own).
     Not for concurrent use of one stage from several threads; `aggregate` and `group` may run in two threads.
 
     Args:
@@ -92,19 +94,15 @@ class Decoder:
         self.joint_set = get_joint_set(joint_set) if isinstance(joint_set, str) else joint_set
         self.params = params
         self.grouper = NumbaGrouper(self.joint_set.visit_order, params)
-        self._free: list[AggregatedMaps] = []
+        self._free: list[np.ndarray] = []
         self._lock = threading.Lock()
 
-    def aggregate(self, scales: Sequence[ScaleResult], transform: Transform) -> Aggregated:
-        """Network outputs of all scales -> candidates (Numba aggregation, maps kept on the host)."""
-        from pose_stream.kernels.aggregate_numba import aggregate_numba
-        from pose_stream.kernels.aggregate_ref import ScaleOutputs
-
+    def check(self, scales: Sequence[ScaleResult], transform: Transform) -> bool:
+        """Validate the outputs against the joint set and the transform; True under flip test."""
         if not scales:
             raise PoseStreamError("decoding needs the outputs of at least one scale")
         flip = scales[0].flipped is not None
         k = self.joint_set.num_joints
-        w, h = transform.network_size
         for scale in scales:
             if (scale.flipped is not None) != flip:
                 raise PoseStreamError("either every scale or no scale has flipped outputs")
@@ -112,37 +110,70 @@ class Decoder:
                 check_outputs(scale.outputs, k, transform.network_size, "outputs")
                 if scale.flipped is not None:
                     check_outputs(scale.flipped, k, transform.network_size, "flipped outputs")
+        return flip
+
+    def aggregate(self, scales: Sequence[ScaleResult], transform: Transform) -> Aggregated:
+        """Network outputs of all scales -> candidates (the Numba aggregation, on the host)."""
+        from pose_stream.kernels.aggregate_numba import aggregate_numba
+        from pose_stream.kernels.aggregate_ref import ScaleOutputs
+
+        flip = self.check(scales, transform)
+        w, h = transform.network_size
         scale_outputs = [
             ScaleOutputs(tuple(s.outputs), tuple(s.flipped) if s.flipped is not None else None, s.factor)
             for s in scales
         ]
-        cands, maps = aggregate_numba(
+        result = aggregate_numba(
             scale_outputs, self.joint_set.flip_index if flip else None, (h, w), self.params.max_people, NMS_KERNEL,
-            out=self._take_buffers((k, h, w), 2 if flip else 1),
+            heatmaps_out=self._take_buffer((self.joint_set.num_joints, h, w)),
         )
-        return Aggregated(cands, candidate_neighbours(maps.heatmaps, cands), transform, maps)
+        cands = result.candidates
+        neighbours = getattr(cands, "neighbours", None)
+        if neighbours is None:
+            neighbours = candidate_neighbours(result.heatmaps, cands)
+        return Aggregated(cands, neighbours, transform, refine_search=refine_search_from(result.refine),
+                          heatmaps=result.heatmaps)
 
     def group(self, aggregated: Aggregated) -> Poses:
         """Candidates -> Poses in image pixels."""
-        grouped = self.grouper.group(
-            aggregated.candidates, aggregated.maps, neighbours=aggregated.neighbours,
-            refine_search=aggregated.refine_search,
-        )
-        if aggregated.maps is not None:
+        grouped = aggregated.grouped
+        if grouped is None:
+            grouped = self.grouper.group(aggregated.candidates, neighbours=aggregated.neighbours,
+                                         refine_search=aggregated.refine_search)
+        if aggregated.heatmaps is not None:
             with self._lock:
-                self._free.append(aggregated.maps)
+                self._free.append(aggregated.heatmaps)
         return to_poses(grouped.keypoints, grouped.scores, aggregated.transform, self.joint_set)
 
     def decode(self, scales: Sequence[ScaleResult], transform: Transform) -> Poses:
         return self.group(self.aggregate(scales, transform))
 
-    def _take_buffers(self, shape: tuple[int, int, int], tag_dim: int) -> AggregatedMaps | None:
+    def _take_buffer(self, shape: tuple[int, int, int]) -> np.ndarray | None:
         with self._lock:
             while self._free:
-                maps = self._free.pop()
-                if maps.heatmaps.shape == shape and maps.tags.shape[3] == tag_dim:
-                    return maps
-        return None  # the aggregation allocates new maps
+                buffer = self._free.pop()
+                if buffer.shape == shape:
+                    return buffer
+        return None  # the aggregation allocates a new one
+
+
+def refine_search_from(refine_peaks: Callable[[np.ndarray], RefineResult]) -> Callable[[RefineRequest], RefineResult]:
+    """A refine search from the aggregation's `refine(mean_tags)`, which searches all joints of the people
+    it is given: ask only for the people missing a joint, and place their rows back."""
+
+    def search(request: RefineRequest) -> RefineResult:
+        n, k = request.pending.shape
+        needed = np.flatnonzero(request.pending.any(axis=1))
+        x = np.zeros((n, k), np.int32)
+        y = np.zeros((n, k), np.int32)
+        value = np.zeros((n, k), np.float32)
+        neighbours = np.zeros((n, k, 4), np.float32)
+        if needed.size:
+            peaks = refine_peaks(np.ascontiguousarray(request.mean_tags[needed]))
+            x[needed], y[needed], value[needed], neighbours[needed] = peaks.x, peaks.y, peaks.value, peaks.neighbours
+        return RefineResult(x, y, value, neighbours)
+
+    return search
 
 
 def to_poses(keypoints: np.ndarray, scores: np.ndarray, transform: Transform, joint_set: JointSet) -> Poses:

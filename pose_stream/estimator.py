@@ -17,10 +17,11 @@ from typing import Sequence
 import numpy as np
 
 from pose_stream._optional import available
-from pose_stream.decode import NMS_KERNEL, Aggregated, Decoder, ScaleResult
+from pose_stream.decode import NMS_KERNEL, Aggregated, Decoder, ScaleResult, refine_search_from
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import JointSet
-from pose_stream.kernels.grouping_types import GroupingParams, RefineRequest, RefineResult
+from pose_stream.kernels.group_numba import NumbaGrouper
+from pose_stream.kernels.grouping_types import GroupingParams
 from pose_stream.models.config import get_config
 from pose_stream.poses import Poses
 from pose_stream.preprocess import Preprocessor, Transform, check_image
@@ -271,34 +272,80 @@ class PoseEstimator:
 
 
 class CudaAggregation:
-    """Adapter from the aggregation helper's `aggregate_cuda.CudaAggregator` to the decoder's stages.
+    """The aggregation helper's `aggregate_cuda.CudaAggregator` behind the decoder's stages (GPU machines).
 
-    Assumed interface of CudaAggregator (integrator: check against the merged module):
-    `CudaAggregator(max_people=, nms_kernel=)`, `.aggregate(scales: [ScaleOutputs], flip_index, base_hw)
-    -> (Candidates, neighbours float32 (K, M, 4))` with the maps kept on the GPU, `.refine_peaks(mean_tags)
-    -> RefinePeaks` (the refine search on those maps), `.close()`.
+    Owns one CudaAggregator per set of output shapes and the device buffers the host outputs are copied to,
+    all in the device's primary context (shared with the backend; pushed around every call, never created).
+    Groups right after aggregating: the GPU refine reads the aggregator's latest maps, so the people must be
+    found before the next frame is aggregated. Untested without a GPU (integrator: check on one).
     """
 
     def __init__(self, joint_set: JointSet, params: GroupingParams) -> None:
-        module = importlib.import_module("pose_stream.kernels.aggregate_cuda")
-        self._aggregator = module.CudaAggregator(max_people=params.max_people, nms_kernel=NMS_KERNEL)
+        import pycuda.driver as cuda
+
+        cuda.init()
+        self._cuda = cuda
+        self._context = cuda.Device(0).retain_primary_context()
         self._joint_set = joint_set
+        self._params = params
+        self._grouper = NumbaGrouper(joint_set.visit_order, params)
+        self._aggregators: dict[tuple, object] = {}
+        self._device: dict[tuple[int, tuple[int, ...]], object] = {}
 
     def aggregate(self, scales: Sequence[ScaleResult], transform: Transform) -> Aggregated:
-        from pose_stream.kernels.aggregate_ref import ScaleOutputs
+        from pose_stream.kernels.aggregate_cuda import DeviceOutputs
+
+        self._context.push()
+        try:
+            aggregator = self._aggregator(scales, transform)
+            pointers = []
+            for position, scale in enumerate(scales):
+                arrays = list(scale.outputs) + (list(scale.flipped) if scale.flipped is not None else [])
+                pointers.append(DeviceOutputs(*[self._upload(position, i, a) for i, a in enumerate(arrays)]))
+            cands = aggregator.aggregate(pointers)
+            grouped = self._grouper.group(cands, neighbours=cands.neighbours,
+                                          refine_search=refine_search_from(aggregator.refine))
+        finally:
+            self._context.pop()
+        return Aggregated(cands, cands.neighbours, transform, grouped=grouped)
+
+    def _aggregator(self, scales: Sequence[ScaleResult], transform: Transform):
+        from pose_stream.kernels.aggregate_cuda import CudaAggregator, ScaleShape
 
         flip = scales[0].flipped is not None
-        outputs = [ScaleOutputs(tuple(s.outputs), tuple(s.flipped) if flip else None, s.factor) for s in scales]
+        shapes = tuple(
+            ScaleShape(tuple(np.shape(s.outputs[0])[-2:]), tuple(np.shape(s.outputs[1])[-2:]), s.factor)
+            for s in scales
+        )
         w, h = transform.network_size
-        cands, neighbours = self._aggregator.aggregate(outputs, self._joint_set.flip_index if flip else None, (h, w))
-        return Aggregated(cands, neighbours, transform, maps=None, refine_search=self._refine)
+        key = (shapes, (h, w), flip)
+        if key not in self._aggregators:
+            self._aggregators[key] = CudaAggregator(
+                self._joint_set.num_joints, (h, w), shapes, self._joint_set.flip_index if flip else None,
+                self._params.max_people, NMS_KERNEL,
+            )
+        return self._aggregators[key]
 
-    def _refine(self, request: RefineRequest) -> RefineResult:
-        peaks = self._aggregator.refine_peaks(request.mean_tags)
-        return RefineResult(peaks.x, peaks.y, peaks.value, peaks.neighbours)
+    def _upload(self, position: int, index: int, array: np.ndarray) -> int:
+        host = np.ascontiguousarray(array, np.float32)
+        key = (position * 4 + index, host.shape)
+        if key not in self._device:
+            self._device[key] = self._cuda.mem_alloc(host.nbytes)
+        self._cuda.memcpy_htod(self._device[key], host)
+        return int(self._device[key])
 
     def close(self) -> None:
-        self._aggregator.close()
+        self._context.push()
+        try:
+            for aggregator in self._aggregators.values():
+                aggregator.close()
+            for buffer in self._device.values():
+                buffer.free()
+        finally:
+            self._context.pop()
+            self._context.detach()
+        self._aggregators.clear()
+        self._device.clear()
 
 
 def _resolve_backend(backend: str, weights, onnx, engine) -> str:

@@ -4,7 +4,7 @@ The aggregation helper builds `pose_stream.kernels.aggregate_ref` (ScaleOutputs,
 `pose_stream.kernels.aggregate_numba` (aggregate_numba). Decoding imports those names; where they do not
 import, `install()` registers this minimal version under the same names so the end-to-end tests can run.
 It follows the reference with torch's own operators (bilinear align_corners=False resize, 5x5 max-pool NMS,
-top-k with ties by lower index) and is not meant to be fast.
+top-k with ties by lower index) and is not meant to be fast: its refine is the grouping reference's.
 """
 from __future__ import annotations
 
@@ -44,9 +44,26 @@ def _half_pass(out0, out1, flip_index):
     return (up[:, :k] + out1) / 2.0, up[:, k:]
 
 
+@dataclass(frozen=True)
+class StandinAggregation:
+    """Like the real module's NumbaAggregation: candidates, the heatmaps, and refine(mean_tags)."""
+
+    candidates: Candidates
+    heatmaps: np.ndarray
+    full_maps: AggregatedMaps
+
+    def refine(self, mean_tags: np.ndarray):
+        from pose_stream.kernels import group_ref
+        from pose_stream.kernels.grouping_types import RefineRequest
+
+        pending = np.ones((len(mean_tags), self.heatmaps.shape[0]), bool)
+        return group_ref.refine_search(self.full_maps, RefineRequest(mean_tags, pending))
+
+
 def aggregate_numba(
-    scales: Sequence[ScaleOutputs], flip_index, base_hw, max_people: int = 30, nms_kernel: int = 5, out=None
-):
+    scales: Sequence[ScaleOutputs], flip_index, base_hw, max_people: int = 30, nms_kernel: int = 5,
+    heatmaps_out=None,
+) -> StandinAggregation:
     ordered = sorted(scales, key=lambda s: -s.factor)
     total, tags = None, []
     for scale in ordered:
@@ -69,7 +86,8 @@ def aggregate_numba(
     x, y = (order % w).astype(np.int32), (order // w).astype(np.int32)
     value = np.take_along_axis(kept, order, 1).astype(np.float32)
     cand_tags = maps.tags[np.arange(x.shape[0])[:, None], y, x]
-    return Candidates(x, y, value, np.ascontiguousarray(cand_tags, np.float32)), maps
+    cands = Candidates(x, y, value, np.ascontiguousarray(cand_tags, np.float32))
+    return StandinAggregation(cands, maps.heatmaps, maps)
 
 
 def install() -> bool:
