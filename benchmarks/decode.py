@@ -12,8 +12,8 @@ Rows per (network input, people), all measured in one run:
 - numba refine: refine request + CPU search + apply; numba group: everything after the candidates;
 - reference refine: the reference's per-person refine (all K joints of every person over the full maps),
   timed on up to --ref-people people and scaled to all (marked "~");
-- numba aggregation / decode: when pose_stream.kernels.aggregate_numba is importable; CUDA aggregation when a
-  GPU and the CUDA aggregator are present.
+- numba aggregation, decode (Decoder: Numba aggregation, grouping, the aggregation's refine, image mapping):
+  when pose_stream.kernels.aggregate_numba is importable. (CUDA: run the aggregation benchmark on a GPU.)
 Inputs: network outputs rendered from random known poses (10% hidden joints, noise), rotated over --frames
 frames. Maps for grouping come from the aggregation when it is available, else are rendered directly at full
 resolution (synthetic.render_maps). Prints a table; writes JSON to benchmarks/results/.
@@ -37,11 +37,13 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from pose_stream.decode import Decoder, ScaleResult  # noqa: E402
 from pose_stream.joints import COCO  # noqa: E402
 from pose_stream.kernels import group_ref, synthetic  # noqa: E402
 from pose_stream.kernels.group_numba import NumbaGrouper, candidate_neighbours  # noqa: E402
 from pose_stream.kernels.grouping_types import GroupingParams, RefineRequest  # noqa: E402
 from pose_stream.kernels.hungarian import munkres_into  # noqa: E402
+from pose_stream.preprocess import Transform  # noqa: E402
 
 PARAMS = GroupingParams()
 
@@ -118,7 +120,8 @@ def make_frames(people: int, hw: tuple[int, int], frames: int, seed: int):
         outputs = synthetic.render_outputs(scene, (w, h), 17, noise=0.01, rng=rng)
         flipped = synthetic.render_flipped_outputs(scene, (w, h), COCO, noise=0.01, rng=rng)
         if aggregate is not None:
-            cands, maps = aggregate(outputs, flipped, (h, w))
+            result = aggregate(outputs, flipped, (h, w))
+            cands, maps = result.candidates, result.maps()
         else:
             cands, maps = synthetic.render_maps(scene, (w, h), 17, noise=0.01, rng=rng)
         out.append((outputs, flipped, cands, maps))
@@ -186,7 +189,10 @@ def bench_config(people: int, hw: tuple[int, int], args) -> dict:
         shape = (hw[0], hw[1])
         rows["numba aggregation"] = timed(lambda p: aggregate(p[0], p[1], shape), prepared,
                                           max(5, args.repeats // 5))
-        rows["numba decode"] = rows["numba aggregation"] + rows["numba group"]
+        decoder = Decoder(COCO, PARAMS)
+        transform = Transform((hw[1] // 2, hw[0] // 2), (hw[1] / 200, hw[0] / 200), (hw[1], hw[0]), (hw[1], hw[0]))
+        rows["decode"] = timed(lambda p: decoder.decode([ScaleResult(1.0, p[0], p[1])], transform), prepared,
+                               max(5, args.repeats // 5))
     return {
         "people": people, "input_hw": list(hw), "decoded_people": int(prepared[0][5].num_people),
         "pending_joints": int((prepared[0][5].joints < 0).sum()), "ms": rows,
@@ -216,6 +222,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=3, help="different synthetic frames to rotate over")
     parser.add_argument("--ref-people", type=int, default=3, help="people the reference refine is timed on")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/decode-DATE.json)")
+    parser.add_argument("--label", default="", help="a note stored with the results (e.g. what was merged)")
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
 
@@ -256,6 +263,7 @@ def main() -> int:
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
                     "numba_threads": os.environ.get("NUMBA_NUM_THREADS")},
+        "label": args.label,
         "baseline_hungarian": SOLVER_NAME,
         "aggregation_available": _aggregation() is not None,
         "results": results,

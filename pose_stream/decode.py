@@ -131,7 +131,7 @@ class Decoder:
         neighbours = getattr(cands, "neighbours", None)
         if neighbours is None:
             neighbours = candidate_neighbours(result.heatmaps, cands)
-        return Aggregated(cands, neighbours, transform, refine_search=refine_search_from(result.refine),
+        return Aggregated(cands, neighbours, transform, refine_search=_cpu_refine_search(result, cands),
                           heatmaps=result.heatmaps)
 
     def group(self, aggregated: Aggregated) -> Poses:
@@ -155,6 +155,22 @@ class Decoder:
                 if buffer.shape == shape:
                     return buffer
         return None  # the aggregation allocates a new one
+
+
+def _cpu_refine_search(result, cands: Candidates) -> Callable[[RefineRequest], RefineResult]:
+    """Refine on the CPU: the grouping's tile-pruned search over the full maps (built only when a person
+    misses a joint). The aggregation's own refine(mean_tags) gives the same result, but it searches every joint
+    of a person and prunes by heat alone, which scans whole maps for hidden joints (about 15x slower on a
+    30-person 512x960 frame with 10% hidden joints)."""
+
+    def search(request: RefineRequest) -> RefineResult:
+        if not request.pending.any():
+            n, k = request.pending.shape
+            return RefineResult(np.zeros((n, k), np.int32), np.zeros((n, k), np.int32),
+                                np.zeros((n, k), np.float32), np.zeros((n, k, 4), np.float32))
+        return NumbaGrouper.refine_search(result.maps(), cands, request)
+
+    return search
 
 
 def refine_search_from(refine_peaks: Callable[[np.ndarray], RefineResult]) -> Callable[[RefineRequest], RefineResult]:

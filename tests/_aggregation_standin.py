@@ -52,6 +52,9 @@ class StandinAggregation:
     heatmaps: np.ndarray
     full_maps: AggregatedMaps
 
+    def maps(self) -> AggregatedMaps:
+        return self.full_maps
+
     def refine(self, mean_tags: np.ndarray):
         from pose_stream.kernels import group_ref
         from pose_stream.kernels.grouping_types import RefineRequest
