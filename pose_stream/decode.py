@@ -157,17 +157,20 @@ class Decoder:
         return None  # the aggregation allocates a new one
 
 
+# Below this many joints to find, the aggregation's own refine is cheaper than building the full tag maps.
+FULL_MAPS_FROM_PENDING = 8
+
+
 def _cpu_refine_search(result, cands: Candidates) -> Callable[[RefineRequest], RefineResult]:
-    """Refine on the CPU: the grouping's tile-pruned search over the full maps (built only when a person
-    misses a joint). The aggregation's own refine(mean_tags) gives the same result, but it searches every joint
-    of a person and prunes by heat alone, which scans whole maps for hidden joints (about 15x slower on a
-    30-person 512x960 frame with 10% hidden joints)."""
+    """Refine on the CPU, two exact ways: the aggregation's refine(mean_tags) searches every joint of the
+    people it is given and prunes by heat alone, so a hidden joint costs a scan of the whole map; the
+    grouping's search needs the full tag maps (tens of ms to build at 512x960) but bounds tiles by their tag
+    range and visits only the missing joints. Few missing joints: the first; more: the second."""
+    aggregation_search = refine_search_from(result.refine)
 
     def search(request: RefineRequest) -> RefineResult:
-        if not request.pending.any():
-            n, k = request.pending.shape
-            return RefineResult(np.zeros((n, k), np.int32), np.zeros((n, k), np.int32),
-                                np.zeros((n, k), np.float32), np.zeros((n, k, 4), np.float32))
+        if request.pending.sum() < FULL_MAPS_FROM_PENDING:
+            return aggregation_search(request)
         return NumbaGrouper.refine_search(result.maps(), cands, request)
 
     return search

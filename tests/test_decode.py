@@ -134,22 +134,24 @@ def test_crowdpose_joint_set():
 
 
 @pytest.mark.skipif(STANDIN, reason="the aggregation modules are not on this branch yet")
-def test_decode_equals_the_reference_pipeline():
-    # Numba aggregation + Numba grouping (with the aggregation's refine) against the two NumPy references.
+@pytest.mark.parametrize("count, hidden", [(7, 0.2), (2, 0.05)])  # refine over full maps / the aggregation's
+def test_decode_equals_the_reference_pipeline(count, hidden):
+    # Numba aggregation + Numba grouping against the two NumPy references (aggregation and grouping).
     from pose_stream.kernels import group_ref
     from pose_stream.kernels.aggregate_ref import ScaleOutputs, aggregate_reference
 
     rng = np.random.default_rng(12)
     size = (320, 240)
     transform = make_transform(size, 256)
-    people = synthetic.random_people(rng, 7, size, border_gap=3.0 * transform.pixel_ratio, hidden_fraction=0.2)
+    people = synthetic.random_people(rng, count, size, border_gap=3.0 * transform.pixel_ratio,
+                                     hidden_fraction=hidden)
     outputs, flipped = render(people, size, rng=rng, input_size=256)
     poses = decode(outputs, flipped, image_size=size, input_size=256)
     w, h = transform.network_size
     cands, maps = aggregate_reference([ScaleOutputs(tuple(outputs), tuple(flipped), 1.0)], COCO.flip_index, (h, w))
     grouped = group_ref.group(cands, maps, COCO.visit_order)
     expected = to_poses(grouped.keypoints, grouped.scores, transform, COCO)
-    assert len(poses) >= 7
+    assert len(poses) >= count
     np.testing.assert_array_equal(poses.keypoints, expected.keypoints)
     np.testing.assert_array_equal(poses.scores, expected.scores)
 
