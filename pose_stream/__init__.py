@@ -17,6 +17,11 @@ _LAZY = {
     "PoseStreamError": "pose_stream.errors",
     "JointSet": "pose_stream.joints",
     "Pipeline": "pose_stream.pipeline",
+    "preprocess": "pose_stream.preprocessing",
+    "Transform": "pose_stream.preprocessing",
+    "decode": "pose_stream.decoding",
+    "Poses": "pose_stream.poses",
+    "PoseEstimator": "pose_stream.estimator",
 }
 
 
@@ -29,3 +34,4 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))
+
