@@ -15,8 +15,8 @@ import numpy as np
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import JointSet, get_joint_set
 from pose_stream.kernels.group_numba import NumbaGrouper, candidate_neighbours
-from pose_stream.kernels.grouping_types import Grouped, GroupingParams, RefineRequest, RefineResult
-from pose_stream.kernels.types import Candidates
+from pose_stream.kernels.grouping_types import Grouped, GroupingParams, RefineRequest
+from pose_stream.kernels.types import Candidates, RefinePeaks
 from pose_stream.poses import Poses
 from pose_stream.preprocessing import Transform, make_transform
 
@@ -56,7 +56,7 @@ class Aggregated:
     candidates: Candidates
     neighbours: np.ndarray
     transform: Transform
-    refine_search: Callable[[RefineRequest], RefineResult] | None = None
+    refine_search: Callable[[RefineRequest], RefinePeaks] | None = None
     grouped: Grouped | None = None
     heatmaps: np.ndarray | None = None
 
@@ -131,7 +131,9 @@ class Decoder:
         neighbours = getattr(cands, "neighbours", None)
         if neighbours is None:
             neighbours = candidate_neighbours(result.heatmaps, cands)
-        return Aggregated(cands, neighbours, transform, refine_search=_cpu_refine_search(result, cands),
+        # refine over the aggregation's own data, for the joints matching leaves unassigned
+        return Aggregated(cands, neighbours, transform,
+                          refine_search=lambda request: result.refine(request.mean_tags, request.pending),
                           heatmaps=result.heatmaps)
 
     def group(self, aggregated: Aggregated) -> Poses:
@@ -157,30 +159,11 @@ class Decoder:
         return None  # the aggregation allocates a new one
 
 
-# Below this many joints to find, the aggregation's own refine is cheaper than building the full tag maps.
-FULL_MAPS_FROM_PENDING = 8
+def refine_search_from(refine_peaks: Callable[[np.ndarray], RefinePeaks]) -> Callable[[RefineRequest], RefinePeaks]:
+    """A refine search from a `refine(mean_tags)` that searches all joints of the people it is given (the
+    CUDA aggregator's): ask only for the people missing a joint, and place their rows back."""
 
-
-def _cpu_refine_search(result, cands: Candidates) -> Callable[[RefineRequest], RefineResult]:
-    """Refine on the CPU, two exact ways: the aggregation's refine(mean_tags) searches every joint of the
-    people it is given and prunes by heat alone, so a hidden joint costs a scan of the whole map; the
-    grouping's search needs the full tag maps (tens of ms to build at 512x960) but bounds tiles by their tag
-    range and visits only the missing joints. Few missing joints: the first; more: the second."""
-    aggregation_search = refine_search_from(result.refine)
-
-    def search(request: RefineRequest) -> RefineResult:
-        if request.pending.sum() < FULL_MAPS_FROM_PENDING:
-            return aggregation_search(request)
-        return NumbaGrouper.refine_search(result.maps(), cands, request)
-
-    return search
-
-
-def refine_search_from(refine_peaks: Callable[[np.ndarray], RefineResult]) -> Callable[[RefineRequest], RefineResult]:
-    """A refine search from the aggregation's `refine(mean_tags)`, which searches all joints of the people
-    it is given: ask only for the people missing a joint, and place their rows back."""
-
-    def search(request: RefineRequest) -> RefineResult:
+    def search(request: RefineRequest) -> RefinePeaks:
         n, k = request.pending.shape
         needed = np.flatnonzero(request.pending.any(axis=1))
         x = np.zeros((n, k), np.int32)
@@ -190,7 +173,7 @@ def refine_search_from(refine_peaks: Callable[[np.ndarray], RefineResult]) -> Ca
         if needed.size:
             peaks = refine_peaks(np.ascontiguousarray(request.mean_tags[needed]))
             x[needed], y[needed], value[needed], neighbours[needed] = peaks.x, peaks.y, peaks.value, peaks.neighbours
-        return RefineResult(x, y, value, neighbours)
+        return RefinePeaks(x, y, value, neighbours)
 
     return search
 

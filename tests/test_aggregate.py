@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import COCO, CROWDPOSE
-from pose_stream.kernels.aggregate_numba import _fma, aggregate_numba, top_k_numba
+from pose_stream.kernels.aggregate_numba import aggregate_numba, top_k_numba
+from pose_stream.kernels.bilinear_numba import fma as _fma
 from pose_stream.kernels.aggregate_ref import (
     ScaleOutputs,
     adjust_neighbours,

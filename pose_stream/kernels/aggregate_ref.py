@@ -341,33 +341,42 @@ def check_mean_tags(mean_tags: np.ndarray, tag_dim: int) -> np.ndarray:
     return mean_tags
 
 
-def refine_peaks(maps: AggregatedMaps, mean_tags: np.ndarray) -> RefinePeaks:
-    """For every person (mean tag, (N, L) float32) and joint: the first row-major argmax of
-    heatmap - round(||tag - mean tag||) (round half to even, float32 throughout, squared differences summed
-    over L in order), its heatmap value and the four neighbour values the quarter-pixel adjust reads."""
+def refine_peaks(maps: AggregatedMaps, mean_tags: np.ndarray, pending: np.ndarray | None = None) -> RefinePeaks:
+    """The refine search (reference doc, Grouping step 6), the one reference for every refine path.
+
+    For every person (mean tag, (N, L) float32) and joint where `pending` (bool (N, K); None: all joints)
+    is True: the first row-major argmax of heatmap - round(||tag - mean tag||) (round half to even, float32
+    throughout, squared differences summed over L in order), its heatmap value and the four neighbour values
+    the quarter-pixel adjust reads. Grouping asks only for the joints matching left unassigned: refine
+    never changes an assigned joint. Entries not searched are zeros."""
     k, h, w = maps.heatmaps.shape
     mean_tags = check_mean_tags(mean_tags, maps.tags.shape[3])
     n = mean_tags.shape[0]
+    pending = np.ones((n, k), bool) if pending is None else np.asarray(pending, bool)
     best = np.zeros((n, k), np.int64)
-    for person in range(n):
-        for joint in range(k):
-            diff = maps.tags[joint] - mean_tags[person]
-            squared = diff[..., 0] * diff[..., 0]
-            for dim in range(1, diff.shape[-1]):
-                squared = squared + diff[..., dim] * diff[..., dim]
-            score = maps.heatmaps[joint] - np.rint(np.sqrt(squared))
-            best[person, joint] = np.argmax(score)  # the first maximum in row-major order
-    return refine_result(maps.heatmaps, best)
+    for person, joint in zip(*np.nonzero(pending)):
+        diff = maps.tags[joint] - mean_tags[person]
+        squared = diff[..., 0] * diff[..., 0]
+        for dim in range(1, diff.shape[-1]):
+            squared = squared + diff[..., dim] * diff[..., dim]
+        score = maps.heatmaps[joint] - np.rint(np.sqrt(squared))
+        best[person, joint] = np.argmax(score)  # the first maximum in row-major order
+    return refine_result(maps.heatmaps, best, pending)
 
 
-def refine_result(heatmaps: np.ndarray, best: np.ndarray) -> RefinePeaks:
-    """RefinePeaks from the flat index (N, K) of each person's and joint's peak."""
+def refine_result(heatmaps: np.ndarray, best: np.ndarray, pending: np.ndarray | None = None) -> RefinePeaks:
+    """RefinePeaks from the flat index (N, K) of each person's and joint's peak; zeros where `pending`
+    (bool (N, K), None: everywhere searched) is False."""
     w = heatmaps.shape[2]
     y, x = best // w, best % w
     joint = np.arange(heatmaps.shape[0])[None, :]
-    return RefinePeaks(
+    peaks = RefinePeaks(
         x=x.astype(np.int32),
         y=y.astype(np.int32),
         value=heatmaps[joint, y, x].astype(_F32),
         neighbours=adjust_neighbours(heatmaps, joint, y, x),
     )
+    if pending is not None:
+        for field in (peaks.x, peaks.y, peaks.value, peaks.neighbours):
+            field[~pending] = 0
+    return peaks

@@ -4,12 +4,11 @@ Stages (all @njit, buffers pre-allocated per stream in `NumbaGrouper`):
 - match: joints in visit order, Hungarian assignment against the first max_people people (hungarian.py);
 - place: quarter-pixel adjust from the four neighbour values of each candidate, person scores;
 - refine request: each person's mean tag (from candidate tags, which are the tag maps at those pixels);
-- refine search: per joint ONE row-major pass over the heatmap serving all people missing that joint, with
-  the tag distance evaluated only where the heatmap value can still beat a person's best score
-  (score = heatmap - round(distance) <= heatmap); no per-person map is built;
+- refine search: `refine_numba.refine_search` for the unassigned joints only (the aggregation's own data on
+  the CPU path; full maps here when `group` is given them);
 - refine apply: fill the missing joints found with a value > 0.
 
-The search can be replaced by any `RefineSearch` (the CUDA refine kernel gives the same RefineResult).
+The search can be replaced by any `RefineSearch` (the CUDA refine kernel gives the same RefinePeaks).
 Float arithmetic follows NumPy's in the reference (float32 pairwise sums for 1-D means, float32 refine
 scores, float64 matching distances), so results are identical, not merely close.
 """
@@ -21,19 +20,14 @@ from typing import Callable, Sequence
 import numba
 import numpy as np
 
-from pose_stream.kernels.grouping_types import Grouped, GroupingParams, Matching, RefineRequest, RefineResult
+from pose_stream.kernels.grouping_types import Grouped, GroupingParams, Matching, RefineRequest
 from pose_stream.kernels.hungarian import MunkresWorkspace, munkres_into
-from pose_stream.kernels.types import AggregatedMaps, Candidates
+from pose_stream.kernels.refine_numba import refine_maps_from_full, refine_search
+from pose_stream.kernels.types import AggregatedMaps, Candidates, RefinePeaks
 
-RefineSearch = Callable[[RefineRequest], RefineResult]
+RefineSearch = Callable[[RefineRequest], RefinePeaks]
 
 _PADDING_COST = 1e10
-# Refine summarises the maps in tiles of this size to skip what cannot win, and first visits the tiles at
-# least REFINE_HOT hot (speed settings only: results do not depend on them).
-REFINE_TILE = 16
-REFINE_HOT = np.float32(0.1)
-
-
 # ---------------------------------------------------------------------------------------------- sums
 @numba.njit(cache=True, nogil=True, inline="always")
 def _pairwise_sum_f32(values, n):
@@ -206,244 +200,6 @@ def _refine_means(joints, cand_tags, rows, means):
         _mean_rows_f32(rows, n, means[person])
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _refine_score(heat, tag_row, mean):
-    # heat - round(||tag - mean||) in float32, as the reference's NumPy expression computes it
-    diff = tag_row[0] - mean[0]
-    squared = diff * diff
-    for l in range(1, tag_row.shape[0]):
-        diff = tag_row[l] - mean[l]
-        squared += diff * diff
-    return heat - np.rint(np.sqrt(squared))
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _improves(score, index, best, best_index):
-    # the first maximum in row-major order wins
-    return score > best or (score == best and index < best_index)
-
-
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _tile_maxima(heat, tile, hottest):
-    """hottest (tiles,): the largest heat of each TILE x TILE tile (row-major tiles). fastmath lets the
-    maxima vectorise; max is exact in any order for the finite values of a heatmap."""
-    height, width = heat.shape
-    tiles_x = (width + tile - 1) // tile
-    hottest[:] = -np.inf
-    for y in range(height):
-        row = (y // tile) * tiles_x
-        for tx in range(tiles_x):
-            x0 = tx * tile
-            top = heat[y, x0]
-            for x in range(x0 + 1, min(x0 + tile, width)):
-                top = max(top, heat[y, x])
-            hottest[row + tx] = max(hottest[row + tx], top)
-
-
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _tile_tag_box(tags, tile, tiles_x, t, box):
-    """box (2, 2): min and max of the tile's tags in the first two tag dimensions (the second is 0 for L=1)."""
-    height, width = tags.shape[0], tags.shape[1]
-    y0 = (t // tiles_x) * tile
-    x0 = (t - (t // tiles_x) * tiles_x) * tile
-    lo0 = tags[y0, x0, 0]
-    hi0 = lo0
-    lo1 = np.float32(0.0)
-    hi1 = np.float32(0.0)
-    two = tags.shape[2] >= 2
-    if two:
-        lo1 = tags[y0, x0, 1]
-        hi1 = lo1
-    for y in range(y0, min(y0 + tile, height)):
-        for x in range(x0, min(x0 + tile, width)):
-            lo0 = min(lo0, tags[y, x, 0])
-            hi0 = max(hi0, tags[y, x, 0])
-            if two:
-                lo1 = min(lo1, tags[y, x, 1])
-                hi1 = max(hi1, tags[y, x, 1])
-    box[0, 0] = lo0
-    box[0, 1] = lo1
-    box[1, 0] = hi0
-    box[1, 1] = hi1
-
-
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _all_tag_boxes(tags, tile, boxes):
-    """_tile_tag_box for every tile, in one row-major pass (tile by tile, rows far apart miss the cache)."""
-    height, width = tags.shape[0], tags.shape[1]
-    tiles_x = (width + tile - 1) // tile
-    two = tags.shape[2] >= 2
-    boxes[:, 0, :] = np.inf
-    boxes[:, 1, :] = -np.inf
-    if not two:
-        boxes[:, :, 1] = 0.0
-    for y in range(height):
-        row = (y // tile) * tiles_x
-        for tx in range(tiles_x):
-            x0 = tx * tile
-            lo0 = tags[y, x0, 0]
-            hi0 = lo0
-            for x in range(x0 + 1, min(x0 + tile, width)):
-                lo0 = min(lo0, tags[y, x, 0])
-                hi0 = max(hi0, tags[y, x, 0])
-            t = row + tx
-            boxes[t, 0, 0] = min(boxes[t, 0, 0], lo0)
-            boxes[t, 1, 0] = max(boxes[t, 1, 0], hi0)
-            if two:
-                lo1 = tags[y, x0, 1]
-                hi1 = lo1
-                for x in range(x0 + 1, min(x0 + tile, width)):
-                    lo1 = min(lo1, tags[y, x, 1])
-                    hi1 = max(hi1, tags[y, x, 1])
-                boxes[t, 0, 1] = min(boxes[t, 0, 1], lo1)
-                boxes[t, 1, 1] = max(boxes[t, 1, 1], hi1)
-
-
-@numba.njit(cache=True, nogil=True)
-def _tile_bound(mean, t, hottest, boxes, dims):
-    """Highest score any pixel of tile t can have: its hottest heat minus the rounded distance from the mean
-    tag to the tile's tag box (less a margin that keeps the bound safe against float32 distance rounding)."""
-    gap = 0.0
-    for d in range(dims):
-        m_d = np.float64(mean[d])
-        if m_d < boxes[t, 0, d]:
-            gap += (boxes[t, 0, d] - m_d) ** 2
-        elif m_d > boxes[t, 1, d]:
-            gap += (m_d - boxes[t, 1, d]) ** 2
-    return hottest[t] - np.float32(np.rint(max(math.sqrt(gap) - 1e-4, 0.0)))
-
-
-@numba.njit(cache=True, nogil=True)
-def _scan_tile(heat, tags, mean, t, tile, tiles_x, top, top_index):
-    height, width = heat.shape
-    y0 = (t // tiles_x) * tile
-    x0 = (t - (t // tiles_x) * tiles_x) * tile
-    for y in range(y0, min(y0 + tile, height)):
-        for x in range(x0, min(x0 + tile, width)):
-            h = heat[y, x]
-            i = y * width + x
-            if h < top or (h == top and i >= top_index):
-                continue  # score <= heat: it cannot win
-            s = _refine_score(h, tags[y, x], mean)
-            if _improves(s, i, top, top_index):
-                top = s
-                top_index = i
-    return top, top_index
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _worth_scanning(bound, t, tile, tiles_x, width, top, top_index):
-    # a tile whose bound only ties the best matters only if it holds an earlier pixel
-    first = (t // tiles_x) * tile * width + (t - (t // tiles_x) * tiles_x) * tile
-    return bound > top or (bound == top and first < top_index)
-
-
-@numba.njit(cache=True, nogil=True)
-def _search_joint(heat, tags, cand_index, means, persons, best, best_index, tile, hot, hottest, boxes, boxed):
-    """Exact refine argmax on one joint's maps (heat (H, W), tags (H, W, L)) for the people `persons`.
-
-    Since score = heat - round(distance) <= heat, a tile can be skipped when its hottest pixel minus the
-    rounded distance from the mean tag to the tile's tag box cannot reach the best score so far.
-    1. Start from the best candidate pixel (a true score).
-    2. Visit the tiles at least `hot` hot, hottest first; stop at the first one colder than the best.
-       A best >= hot is final: every other tile is colder.
-    3. Otherwise rank the remaining tiles by their bound and scan them until the bound falls below the best.
-    Tag boxes are computed when first needed (all at once for step 3). Ties go to the first pixel in
-    row-major order.
-    """
-    height, width = heat.shape
-    tiles_x = (width + tile - 1) // tile
-    num_tiles = hottest.shape[0]
-    dims = min(tags.shape[2], 2)
-    order = np.argsort(-hottest)
-    num_hot = 0
-    while num_hot < num_tiles and hottest[order[num_hot]] >= hot:
-        num_hot += 1
-    boxed[:] = False
-    all_boxed = False
-    bounds = np.empty(num_tiles - num_hot, np.float32)
-    open_tiles = np.empty(num_tiles - num_hot, np.int64)
-    for q in range(persons.shape[0]):
-        mean = means[persons[q]]
-        top = -np.inf
-        top_index = height * width
-        for m in range(cand_index.shape[0]):
-            i = cand_index[m]
-            y = i // width
-            s = _refine_score(heat[y, i - y * width], tags[y, i - y * width], mean)
-            if _improves(s, i, top, top_index):
-                top = s
-                top_index = i
-        for n in range(num_hot):
-            t = order[n]
-            if hottest[t] < top:
-                break
-            if not boxed[t]:
-                _tile_tag_box(tags, tile, tiles_x, t, boxes[t])
-                boxed[t] = True
-            if _worth_scanning(_tile_bound(mean, t, hottest, boxes, dims), t, tile, tiles_x, width, top, top_index):
-                top, top_index = _scan_tile(heat, tags, mean, t, tile, tiles_x, top, top_index)
-        if top < hot and num_hot < num_tiles:
-            if not all_boxed:
-                _all_tag_boxes(tags, tile, boxes)
-                boxed[:] = True
-                all_boxed = True
-            # rank only the tiles that could still win
-            num_open = 0
-            for n in range(num_hot, num_tiles):
-                bound = _tile_bound(mean, order[n], hottest, boxes, dims)
-                if bound >= top:
-                    bounds[num_open] = bound
-                    open_tiles[num_open] = order[n]
-                    num_open += 1
-            ranked = np.argsort(-bounds[:num_open])
-            for r in range(num_open):
-                n = ranked[r]
-                t = open_tiles[n]
-                if bounds[n] < top:
-                    break
-                if _worth_scanning(bounds[n], t, tile, tiles_x, width, top, top_index):
-                    top, top_index = _scan_tile(heat, tags, mean, t, tile, tiles_x, top, top_index)
-        best[q] = top
-        best_index[q] = top_index
-
-
-@numba.njit(cache=True, nogil=True)
-def _refine_search(heatmaps, tagmaps, cand_x, cand_y, means, pending, tile,
-                   out_x, out_y, out_value, out_neighbours):
-    num_joints, height, width = heatmaps.shape
-    num_people = pending.shape[0]
-    num_tiles = ((height + tile - 1) // tile) * ((width + tile - 1) // tile)
-    persons = np.empty(num_people, np.int64)
-    best = np.empty(num_people, np.float32)
-    best_index = np.empty(num_people, np.int64)
-    cand_index = np.empty(cand_x.shape[1], np.int64)
-    hottest = np.empty(num_tiles, np.float32)
-    boxes = np.empty((num_tiles, 2, 2), np.float32)
-    boxed = np.empty(num_tiles, np.bool_)
-    for joint in range(num_joints):
-        count = 0
-        for person in range(num_people):
-            if pending[person, joint]:
-                persons[count] = person
-                count += 1
-        if count == 0:
-            continue
-        for m in range(cand_x.shape[1]):
-            cand_index[m] = cand_y[joint, m] * width + cand_x[joint, m]
-        _tile_maxima(heatmaps[joint], tile, hottest)
-        _search_joint(heatmaps[joint], tagmaps[joint], cand_index, means, persons[:count], best, best_index,
-                      tile, REFINE_HOT, hottest, boxes, boxed)
-        for q in range(count):
-            person = persons[q]
-            y = best_index[q] // width
-            x = best_index[q] - y * width
-            out_x[person, joint] = x
-            out_y[person, joint] = y
-            out_value[person, joint] = heatmaps[joint, y, x]
-            _gather_neighbours(heatmaps[joint], x, y, out_neighbours[person, joint])
-
-
 @numba.njit(cache=True, nogil=True)
 def _refine_apply(keypoints, pending, rx, ry, rvalue, rneighbours):
     num_people, num_joints = pending.shape
@@ -526,21 +282,13 @@ class NumbaGrouper:
         return RefineRequest(means, matching.joints < 0)
 
     @staticmethod
-    def refine_search(maps: AggregatedMaps, cands: Candidates, request: RefineRequest) -> RefineResult:
-        """The CPU refine search over the aggregated maps."""
-        n, k = request.pending.shape
-        x = np.zeros((n, k), np.int32)
-        y = np.zeros((n, k), np.int32)
-        value = np.zeros((n, k), np.float32)
-        neighbours = np.zeros((n, k, 4), np.float32)
-        _refine_search(
-            np.ascontiguousarray(maps.heatmaps, np.float32), np.ascontiguousarray(maps.tags, np.float32),
-            cands.x, cands.y, request.mean_tags, request.pending, REFINE_TILE, x, y, value, neighbours,
-        )
-        return RefineResult(x, y, value, neighbours)
+    def refine_search(maps: AggregatedMaps, cands: Candidates, request: RefineRequest) -> RefinePeaks:
+        """The CPU refine search over full AggregatedMaps (the candidates give first scores)."""
+        seeds = cands.y.astype(np.int64) * maps.heatmaps.shape[2] + cands.x
+        return refine_search(refine_maps_from_full(maps, seeds), request.mean_tags, request.pending)
 
     @staticmethod
-    def refine_apply(keypoints: np.ndarray, request: RefineRequest, result: RefineResult) -> np.ndarray:
+    def refine_apply(keypoints: np.ndarray, request: RefineRequest, result: RefinePeaks) -> np.ndarray:
         """Fill pending joints in place (value > 0); returns keypoints."""
         _refine_apply(keypoints, request.pending, result.x, result.y, result.value, result.neighbours)
         return keypoints

@@ -12,9 +12,10 @@ from typing import Sequence
 
 import numpy as np
 
-from pose_stream.kernels.grouping_types import Grouped, GroupingParams, Matching, RefineRequest, RefineResult
+from pose_stream.kernels.aggregate_ref import refine_peaks
+from pose_stream.kernels.grouping_types import Grouped, GroupingParams, Matching, RefineRequest
 from pose_stream.kernels.hungarian import munkres
-from pose_stream.kernels.types import AggregatedMaps, Candidates
+from pose_stream.kernels.types import AggregatedMaps, Candidates, RefinePeaks
 
 PADDING_COST = 1e10
 
@@ -105,29 +106,7 @@ def refine_request(cands: Candidates, matching: Matching, maps: AggregatedMaps) 
     return RefineRequest(means, matching.joints < 0)
 
 
-def refine_search(maps: AggregatedMaps, request: RefineRequest) -> RefineResult:
-    """For every pending (person, joint): first row-major argmax of heatmap - round(tag distance)."""
-    n, k = request.pending.shape
-    height, width = maps.heatmaps.shape[1:]
-    xs = np.zeros((n, k), np.int32)
-    ys = np.zeros((n, k), np.int32)
-    values = np.zeros((n, k), np.float32)
-    neighbours = np.zeros((n, k, 4), np.float32)
-    for person, joint in zip(*np.nonzero(request.pending)):
-        heatmap = maps.heatmaps[joint]
-        distance = np.sqrt(((maps.tags[joint] - request.mean_tags[person]) ** 2).sum(axis=2))
-        score = heatmap - np.round(distance)
-        y, x = np.unravel_index(np.argmax(score), score.shape)
-        xs[person, joint], ys[person, joint] = x, y
-        values[person, joint] = heatmap[y, x]
-        neighbours[person, joint] = (
-            heatmap[y, min(x + 1, width - 1)], heatmap[y, max(x - 1, 0)],
-            heatmap[min(y + 1, height - 1), x], heatmap[max(y - 1, 0), x],
-        )
-    return RefineResult(xs, ys, values, neighbours)
-
-
-def refine_apply(keypoints: np.ndarray, request: RefineRequest, result: RefineResult) -> np.ndarray:
+def refine_apply(keypoints: np.ndarray, request: RefineRequest, result: RefinePeaks) -> np.ndarray:
     """Fill pending joints whose found value is > 0 (quarter offset from the neighbours, + 0.5)."""
     out = keypoints.copy()
     for person, joint in zip(*np.nonzero(request.pending & (result.value > 0))):
@@ -146,5 +125,5 @@ def group(
     keypoints, scores = place_joints(cands, matching, maps.heatmaps, params.adjust)
     if params.refine and matching.num_people:
         request = refine_request(cands, matching, maps)
-        keypoints = refine_apply(keypoints, request, refine_search(maps, request))
+        keypoints = refine_apply(keypoints, request, refine_peaks(maps, request.mean_tags, request.pending))
     return Grouped(keypoints, scores, matching.joints)

@@ -3,7 +3,8 @@
 K joints, M candidates per joint, L tag dimensions, H x W the network-input resolution, N people.
 
 Grouping runs in stages so that the expensive refine search can run elsewhere (the CUDA refine kernel):
-match -> adjust + score -> refine request -> refine search (CPU or GPU) -> refine apply -> image coordinates.
+match -> adjust + score -> refine request -> refine search (CPU or GPU; a types.RefinePeaks) -> refine apply ->
+image coordinates.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Order of the four neighbour values everywhere (the aggregation's RefinePeaks uses the same):
+# Order of the four neighbour values everywhere (kernels/types.RefinePeaks, the refine search's result):
 # x+1, x-1, y+1, y-1, each index clamped to the map.
 NEIGHBOURS = ("right", "left", "down", "up")
 
@@ -73,25 +74,6 @@ class RefineRequest:
 
     mean_tags: np.ndarray
     pending: np.ndarray
-
-
-@dataclass(frozen=True)
-class RefineResult:
-    """Outcome of the refine search, per person and joint (meaningful where the request was pending).
-
-    For each (n, k): the first row-major argmax of heatmap_k - round(||tagmap_k - mean_tags[n]||).
-    Same fields and meaning as the aggregation's `RefinePeaks` (its CUDA refine kernel fills one).
-
-    Attributes:
-        x, y: int32 (N, K) pixel of the argmax.
-        value: float32 (N, K) heatmap value at the argmax.
-        neighbours: float32 (N, K, 4) heatmap values around it, in NEIGHBOURS order.
-    """
-
-    x: np.ndarray
-    y: np.ndarray
-    value: np.ndarray
-    neighbours: np.ndarray
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,9 @@ class RefinePeaks:
     The argmax is the first maximum in row-major order. `neighbours` holds the heatmap at the four pixels the
     quarter-pixel adjust compares, with indices clamped to the map: [x+1, x-1, y+1, y-1] as
     hm[y, min(x+1, W-1)], hm[y, max(x-1, 0)], hm[min(y+1, H-1), x], hm[max(y-1, 0), x].
+    A search may cover only some (person, joint) pairs (grouping asks for the unassigned joints); the
+    others are zeros. Every refine path fills one: `aggregate_ref.refine_peaks` (the reference),
+    `refine_numba.refine_search` (CPU), `aggregate_cuda.CudaAggregator.refine` (GPU, all joints).
 
     Attributes:
         x: int32 (N, K) column of the peak.
