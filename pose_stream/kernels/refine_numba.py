@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
+from numba import uint64 as _u
 
 from pose_stream.kernels.aggregate_ref import check_mean_tags, refine_result
-from pose_stream.kernels.bilinear_numba import identity_tables, value_at
+from pose_stream.kernels.bilinear_numba import fma, identity_tables, value_at
 from pose_stream.kernels.types import AggregatedMaps, RefinePeaks
 
 _F32 = np.float32
@@ -166,24 +167,114 @@ def _score(heat, planes, k, rows, cols, y, x, mean):
 
 
 @njit(cache=True, nogil=True)
-def _scan_tile(heatmaps, planes, rows, cols, k, ty, tx, mean, top, top_at):
+def _fill_tile(heatmaps, planes, k, rows, cols, ty, tx, across, out):
+    """out (1 + L, TILE * TILE): the heat of one tile (row-major; -inf outside the map, so it never wins)
+    and its tags (0 outside), the tags separably: the horizontal pass on the source rows the tile reads,
+    then the vertical one, per pixel the very operations of `value_at`. across: (>= rows read, TILE)."""
     big_h, big_w = heatmaps.shape[1], heatmaps.shape[2]
-    for y in range(ty * TILE, min(ty * TILE + TILE, big_h)):
-        for x in range(tx * TILE, min(tx * TILE + TILE, big_w)):
-            h = heatmaps[k, y, x]
-            at = y * big_w + x
-            if h < top or (h == top and at >= top_at):
-                continue  # score <= heat: it cannot win
-            score = _score(h, planes, k, rows, cols, y, x, mean)
-            if score > top or (score == top and at < top_at):
-                top = score
-                top_at = at
+    y0, x0 = ty * TILE, tx * TILE
+    ny, nx = min(TILE, big_h - y0), min(TILE, big_w - x0)
+    if ny < TILE or nx < TILE:
+        out[0, :] = -np.inf
+        out[1:, :] = 0.0
+    heat = out[0]
+    for yy in range(ny):
+        src = heatmaps[k, y0 + yy]
+        for xx in range(nx):
+            heat[_u(yy * TILE + xx)] = src[_u(x0 + xx)]
+    r_lo = rows[0][y0]
+    r_hi = max(rows[0][y0 + ny - 1], rows[1][y0 + ny - 1])
+    c0, c1, l0, l1 = cols
+    for dim in range(planes.shape[1]):
+        plane = planes[k, dim]
+        for r in range(r_lo, r_hi + 1):
+            src = plane[r]
+            line = across[r - r_lo]
+            for xx in range(nx):
+                x = _u(x0 + xx)
+                line[_u(xx)] = fma(src[_u(c0[x])], l0[x], src[_u(c1[x])] * l1[x])
+        dst = out[1 + dim]
+        for yy in range(ny):
+            y = y0 + yy
+            upper, lower = across[rows[0][y] - r_lo], across[rows[1][y] - r_lo]
+            m0, m1 = rows[2][y], rows[3][y]
+            for xx in range(nx):
+                dst[_u(yy * TILE + xx)] = fma(upper[_u(xx)], m0, lower[_u(xx)] * m1)
+
+
+@njit(cache=True, nogil=True)
+def _rows_read(rows):
+    """The most source rows a tile reads through the tables `rows`."""
+    big_h = rows[0].shape[0]
+    most = 0
+    for y0 in range(0, big_h, TILE):
+        last = min(y0 + TILE, big_h) - 1
+        most = max(most, max(rows[0][last], rows[1][last]) - rows[0][y0] + 1)
+    return most
+
+
+@njit(cache=True, nogil=True)
+def _cached_tile(heatmaps, planes, k, rows, cols, t, tiles_x, slot, pool, used, across):
+    """Heat and tags (1 + L, TILE * TILE) of tile t, filled on first use into a pool shared by the people
+    searching one joint: slot (TY * TX,) the pool entry of each tile (-1: none yet), pool (capacity, 1 + L,
+    TILE * TILE) with `used` entries taken. Returns the tile, the pool (grown when full) and its use."""
+    if slot[t] < 0:
+        if used == pool.shape[0]:
+            bigger = np.empty((2 * pool.shape[0],) + pool.shape[1:], np.float32)
+            bigger[:used] = pool
+            pool = bigger
+        _fill_tile(heatmaps, planes, k, rows, cols, t // tiles_x, t % tiles_x, across, pool[used])
+        slot[t] = used
+        used += 1
+    return pool[slot[t]], pool, used
+
+
+@njit(cache=True, nogil=True, fastmath={"nnan", "nsz"})
+def _largest(values):
+    """max(values): scores are never NaN (finite tags; heat finite or -inf), and which zero comes out does
+    not matter (the first pixel equal to it is taken), so the reduction may vectorise."""
+    best = values[0]
+    for i in range(values.shape[0]):
+        best = max(best, values[i])
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _scan_tile(tile, ty, tx, big_w, mean, top, top_at, scores):
+    """Best (score, flat index) of one tile (`_fill_tile`), starting from top / top_at: all its scores at
+    once, branch-free (vectorised), then their first maximum (row-major in a tile is flat-index order)."""
+    n = scores.shape[0]
+    values = tile[1]
+    m = mean[0]
+    for i in range(n):
+        d = values[i] - m
+        scores[i] = d * d
+    for dim in range(1, mean.shape[0]):
+        values = tile[1 + dim]
+        m = mean[dim]
+        for i in range(n):
+            d = values[i] - m
+            scores[i] = scores[i] + d * d
+    heat = tile[0]
+    for i in range(n):
+        scores[i] = heat[i] - np.rint(np.sqrt(scores[i]))
+    best = _largest(scores)
+    if best < top:
+        return top, top_at
+    for i in range(n):
+        if scores[i] == best:
+            at = (ty * TILE + i // TILE) * big_w + tx * TILE + i % TILE
+            if best > top or at < top_at:
+                return best, at
+            break
     return top, top_at
 
 
 @njit(cache=True, nogil=True)
-def _search(heatmaps, planes, rows, cols, heat_max, tag_lo, tag_hi, block_max, block_lo, block_hi, seeds, k, mean):
-    """The flat index of the first row-major argmax of joint k's score for one mean tag."""
+def _search(heatmaps, planes, rows, cols, heat_max, tag_lo, tag_hi, block_max, block_lo, block_hi, seeds, k, mean,
+            slot, pool, used, across, scores):
+    """The flat index of the first row-major argmax of joint k's score for one mean tag (and the tile cache,
+    see `_cached_tile`; across, scores: scratch)."""
     big_h, big_w = heatmaps.shape[1], heatmaps.shape[2]
     tiles_y, tiles_x = heat_max.shape[1], heat_max.shape[2]
     blocks_y, blocks_x = block_max.shape[1], block_max.shape[2]
@@ -206,13 +297,13 @@ def _search(heatmaps, planes, rows, cols, heat_max, tag_lo, tag_hi, block_max, b
         bound = _bound(block_max[k, by, bx], block_lo, block_hi, k, by, bx, mean)
         if bound < top:
             continue
-        slot = n_open
-        while slot > 0 and bounds[slot - 1] < bound:
-            bounds[slot] = bounds[slot - 1]
-            ids[slot] = ids[slot - 1]
-            slot -= 1
-        bounds[slot] = bound
-        ids[slot] = b
+        q = n_open
+        while q > 0 and bounds[q - 1] < bound:
+            bounds[q] = bounds[q - 1]
+            ids[q] = ids[q - 1]
+            q -= 1
+        bounds[q] = bound
+        ids[q] = b
         n_open += 1
     for q in range(n_open):
         if bounds[q] < top:
@@ -224,16 +315,29 @@ def _search(heatmaps, planes, rows, cols, heat_max, tag_lo, tag_hi, block_max, b
                 first = ty * TILE * big_w + tx * TILE
                 # a tile whose bound only ties the best matters only if it holds an earlier pixel
                 if bound > top or (bound == top and first < top_at):
-                    top, top_at = _scan_tile(heatmaps, planes, rows, cols, k, ty, tx, mean, top, top_at)
-    return top_at
+                    tile, pool, used = _cached_tile(heatmaps, planes, k, rows, cols, ty * tiles_x + tx, tiles_x, slot,
+                                                    pool, used, across)
+                    top, top_at = _scan_tile(tile, ty, tx, big_w, mean, top, top_at, scores)
+    return top_at, pool, used
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def _search_jobs(heatmaps, planes, rows, cols, heat_max, tag_lo, tag_hi, block_max, block_lo, block_hi, seeds,
-                 mean_tags, job_person, job_joint, best):
-    for job in prange(job_person.shape[0]):
-        best[job] = _search(heatmaps, planes, rows, cols, heat_max, tag_lo, tag_hi, block_max, block_lo,
-                            block_hi, seeds, job_joint[job], mean_tags[job_person[job]])
+                 mean_tags, joints, starts, job_person, best):
+    """Jobs grouped by joint: joints[i]'s are job_person[starts[i]:starts[i + 1]]. One joint per task, so
+    the tags of a tile are computed once for all the people searching that joint."""
+    tiles = heat_max.shape[1] * heat_max.shape[2]
+    for i in prange(joints.shape[0]):
+        k = joints[i]
+        slot = np.full(tiles, -1, np.int64)
+        pool = np.empty((16, 1 + planes.shape[1], TILE * TILE), np.float32)
+        used = 0
+        across = np.empty((_rows_read(rows), TILE), np.float32)
+        scores = np.empty(TILE * TILE, np.float32)
+        for job in range(starts[i], starts[i + 1]):
+            best[job], pool, used = _search(heatmaps, planes, rows, cols, heat_max, tag_lo, tag_hi, block_max,
+                                            block_lo, block_hi, seeds, k, mean_tags[job_person[job]], slot, pool,
+                                            used, across, scores)
 
 
 # --------------------------------------------------------------------------------------------- API
@@ -298,16 +402,18 @@ def refine_search(maps: RefineMaps, mean_tags: np.ndarray, pending: np.ndarray |
     pending = np.ones((n, k), bool) if pending is None else np.asarray(pending, bool)
     if pending.shape != (n, k):
         raise ValueError(f"pending must be ({n}, {k}), got {pending.shape}")
-    person, joint = np.nonzero(pending)
+    joint, person = np.nonzero(pending.T)  # jobs grouped by joint
     best = np.zeros(person.shape[0], np.int64)
     if person.size:
+        joints, starts = np.unique(joint, return_index=True)
+        starts = np.append(starts, person.size)
         block_shape = (k, -(-maps.heat_max.shape[1] // BLOCK), -(-maps.heat_max.shape[2] // BLOCK))
         block_max = np.empty(block_shape, _F32)
         block_lo = np.empty((k, maps.tag_dim) + block_shape[1:], _F32)
         block_hi = np.empty_like(block_lo)
         _blocks(maps.heat_max, maps.tag_lo, maps.tag_hi, block_max, block_lo, block_hi)
         _search_jobs(maps.heatmaps, maps.tag_planes, maps.rows, maps.cols, maps.heat_max, maps.tag_lo,
-                     maps.tag_hi, block_max, block_lo, block_hi, maps.seeds, mean_tags, person, joint, best)
+                     maps.tag_hi, block_max, block_lo, block_hi, maps.seeds, mean_tags, joints, starts, person, best)
     flat = np.zeros((n, k), np.int64)
     flat[person, joint] = best
     return refine_result(maps.heatmaps, flat, pending)
