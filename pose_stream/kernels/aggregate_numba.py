@@ -178,7 +178,7 @@ def _scan_row(heat, y, pad, index, value, filled):
 
 @njit(cache=True, nogil=True)
 def _project_joint(out0, out1, out0_flip, out1_flip, k, k_flip, with_flip, q_rows, q_cols, h_rows, h_cols, first,
-                   divisor, out, finish, pad, index, value, tiles):
+                   divisor, out, finish, pad, index, value, tile, tiles):
     """One scale's heatmap of joint k at full resolution into `out` (H, W): the plain pass's, or the mean of
     it and the flipped pass's (channel k_flip of the flipped outputs, flipped back); set on the first scale,
     added on the others, then / divisor when divisor > 0 (the last of several scales).
@@ -229,9 +229,9 @@ def _project_joint(out0, out1, out0_flip, out1_flip, k, k_flip, with_flip, q_row
                     for x in range(big_w):
                         dst[x] = dst[x] / divisor
             if finish:
-                band_max(dst, band, y % TILE == 0)
-                if y % TILE == TILE - 1 or y == big_h - 1:
-                    close_band(band, tiles[y // TILE])
+                band_max(dst, band, y % tile == 0)
+                if y % tile == tile - 1 or y == big_h - 1:
+                    close_band(band, tile, tiles[y // tile])
                 if y >= pad:
                     filled = _scan_row(out, y - pad, pad, index, value, filled)
     if finish:
@@ -245,7 +245,7 @@ def _project_joint(out0, out1, out0_flip, out1_flip, k, k_flip, with_flip, q_row
 @njit(cache=True, nogil=True, parallel=True)
 def _aggregate_scale(
     out0, out1, out0_flip, out1_flip, with_flip, flip_index, q_rows, q_cols, h_rows, h_cols, heatmaps, first,
-    divisor, finish, pad, cand_index, cand_value, tile_max, with_tags, half_tags, t_cols, tag_lo, tag_hi,
+    divisor, finish, pad, cand_index, cand_value, tile, tile_max, with_tags, half_tags, t_cols, tag_lo, tag_hi,
 ):
     """Adds one scale's heatmaps to `heatmaps` (or sets them when `first`); when `finish`, divides by
     `divisor` (> 0 only with several scales), extracts the candidates and the tile maxima. `with_tags` (the
@@ -256,14 +256,14 @@ def _aggregate_scale(
     for k in prange(k_joints):
         _project_joint(
             out0, out1, out0_flip, out1_flip, k, flip_index[k], with_flip, q_rows, q_cols, h_rows, h_cols, first,
-            divisor, heatmaps[k], finish, pad, cand_index[k], cand_value[k], tile_max[k],
+            divisor, heatmaps[k], finish, pad, cand_index[k], cand_value[k], tile, tile_max[k],
         )
         if with_tags:
             _half_tags(out0[k_joints + k], False, q_rows, q_cols, half_tags[k, 0])
-            tag_ranges(half_tags[k, 0], h_rows, t_cols, tag_lo[k, 0], tag_hi[k, 0])
+            tag_ranges(half_tags[k, 0], h_rows, t_cols, tile, tag_lo[k, 0], tag_hi[k, 0])
             if with_flip:
                 _half_tags(out0_flip[k_joints + flip_index[k]], True, q_rows, q_cols, half_tags[k, last])
-                tag_ranges(half_tags[k, last], h_rows, t_cols, tag_lo[k, last], tag_hi[k, last])
+                tag_ranges(half_tags[k, last], h_rows, t_cols, tile, tag_lo[k, last], tag_hi[k, last])
 
 
 @njit(cache=True, parallel=True)
@@ -384,7 +384,7 @@ def aggregate_numba(
             out0, out1, out0_flip, out1_flip, with_flip, flip,
             row_tables(h4, h2), column_plan(w4, w2), row_tables(h2, h), column_plan(w2, w),
             heatmaps, position == 0, divisor if last else _ZERO, last, nms_kernel // 2, cand_index, cand_value,
-            tile_max, position == tag_position, half_tags, cols, tag_lo, tag_hi,
+            TILE, tile_max, position == tag_position, half_tags, cols, tag_lo, tag_hi,
         )
     x = (cand_index % w).astype(np.int32)
     y = (cand_index // w).astype(np.int32)

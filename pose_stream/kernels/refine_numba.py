@@ -30,6 +30,8 @@ from pose_stream.kernels.types import AggregatedMaps, RefinePeaks
 _F32 = np.float32
 TILE = 16  # pixels per tile side (a speed setting: results do not depend on it)
 BLOCK = 4  # tiles per block side
+# Jitted functions of other modules that call the summaries take the tile size as an argument: Numba's
+# cache of their module would keep a constant of this one.
 # Bilinear values lie within their sources' range up to about 6 float32 roundings of the largest magnitude;
 # the bound widens ranges by far more, and shrinks the distance for the float32 arithmetic of the score.
 _RANGE_SLACK = 2.0**-18
@@ -42,7 +44,7 @@ _ABSOLUTE_SLACK = 1e-12
 
 @njit(cache=True, nogil=True)
 def band_max(row, band, start):
-    """band = row (the first row of a band of TILE rows) or the elementwise max of band and row."""
+    """band = row (the first row of a band of tile rows) or the elementwise max of band and row."""
     if start:
         for x in range(row.shape[0]):
             band[x] = row[x]
@@ -52,12 +54,12 @@ def band_max(row, band, start):
 
 
 @njit(cache=True, nogil=True)
-def close_band(band, tiles):
-    """tiles[tx] = max of band over columns tx*TILE .. tx*TILE + TILE - 1."""
+def close_band(band, tile, tiles):
+    """tiles[tx] = max of band over columns tx*tile .. tx*tile + tile - 1."""
     w = band.shape[0]
     for tx in range(tiles.shape[0]):
-        best = band[tx * TILE]
-        for x in range(tx * TILE + 1, min(tx * TILE + TILE, w)):
+        best = band[tx * tile]
+        for x in range(tx * tile + 1, min(tx * tile + tile, w)):
             best = band[x] if band[x] > best else best
         tiles[tx] = best
 
@@ -70,13 +72,13 @@ def tile_heat_max(heat, tiles):
     for y in range(h):
         band_max(heat[y], band, y % TILE == 0)
         if y % TILE == TILE - 1 or y == h - 1:
-            close_band(band, tiles[y // TILE])
+            close_band(band, TILE, tiles[y // TILE])
 
 
 @njit(cache=True, nogil=True)
-def tag_ranges(plane, rows, cols, lo, hi):
-    """lo, hi (ceil(H/TILE), ceil(W/TILE)): min and max of the source pixels of `plane` (h, w) that the
-    pixels of each output tile read through the tables rows (H entries) and cols (W entries).
+def tag_ranges(plane, rows, cols, tile, lo, hi):
+    """lo, hi (ceil(H/tile), ceil(W/tile)): min and max of the source pixels of `plane` (h, w) that the
+    pixels of each tile x tile output tile read through the tables rows (H entries) and cols (W entries).
 
     The tables' indices only grow with the output index, so a tile reads source rows i0[first]..i1[last].
     Rows first (contiguous, vectorised), then columns on the reduced rows.
@@ -87,7 +89,7 @@ def tag_ranges(plane, rows, cols, lo, hi):
     low = np.empty(width, np.float32)
     high = np.empty(width, np.float32)
     for ty in range(tiles_y):
-        first, last = ty * TILE, min(ty * TILE + TILE, big_h) - 1
+        first, last = ty * tile, min(ty * tile + tile, big_h) - 1
         r_lo, r_hi = rows[0][first], max(rows[0][last], rows[1][last])
         source = plane[r_lo]
         for c in range(width):
@@ -100,7 +102,7 @@ def tag_ranges(plane, rows, cols, lo, hi):
                 low[c] = v if v < low[c] else low[c]
                 high[c] = v if v > high[c] else high[c]
         for tx in range(tiles_x):
-            first, last = tx * TILE, min(tx * TILE + TILE, big_w) - 1
+            first, last = tx * tile, min(tx * tile + tile, big_w) - 1
             c_lo, c_hi = cols[0][first], max(cols[0][last], cols[1][last])
             a, b = low[c_lo], high[c_lo]
             for c in range(c_lo + 1, c_hi + 1):
@@ -388,7 +390,7 @@ def refine_maps_from_full(maps: AggregatedMaps, seeds: np.ndarray | None = None)
     for joint in range(k):
         tile_heat_max(heatmaps[joint], heat_max[joint])
         for dim in range(planes.shape[1]):
-            tag_ranges(planes[joint, dim], rows, cols, tag_lo[joint, dim], tag_hi[joint, dim])
+            tag_ranges(planes[joint, dim], rows, cols, TILE, tag_lo[joint, dim], tag_hi[joint, dim])
     seeds = np.zeros((k, 0), np.int64) if seeds is None else np.ascontiguousarray(seeds, dtype=np.int64)
     return RefineMaps(heatmaps, planes, rows, cols, heat_max, tag_lo, tag_hi, seeds)
 
