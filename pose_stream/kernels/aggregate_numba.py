@@ -6,13 +6,12 @@ operations in the same order, `fma` as LLVM's fused multiply-add, and the same t
 One pass per joint, in bands of output rows: a band's full-resolution heatmap rows are built from the rows
 of the horizontal half -> full pass they read, those from half-resolution heatmap rows, those from rows of
 the quarter -> half pass and of out1; the intermediate rows of a band stay in cache, so nothing but the
-heatmaps and the half-resolution tags is written to memory. The candidates (NMS + top-k) and the tile
-maxima refine needs are taken from each row while it is in cache.
+heatmaps is written to memory. The candidates (NMS + top-k) and the tile maxima refine needs are taken from
+each row while it is in cache.
 
-What it does not write are the full-resolution tag maps (K x H x W x L floats, 67 MB per frame at 512x960
-with flip): it keeps the scale-1 tags at half resolution, and refine and the candidates evaluate the
-full-resolution tag of a pixel with the projection's own arithmetic, which gives the very value the full
-map would hold (`NumbaAggregation.maps()` builds the full `AggregatedMaps` for tests and debugging).
+Tags are not computed at all here: the kept scale's tag channels and the resize tables are a
+`tag_source.TagSource`, which gives any full-resolution tag exactly, on demand (the candidates' here, the
+tiles refine visits later; `NumbaAggregation.maps()` builds the full `AggregatedMaps` for tests).
 
 Work is split by joint across Numba's threads (`NUMBA_NUM_THREADS`, `numba.set_num_threads`).
 """
@@ -32,16 +31,9 @@ from pose_stream.kernels.aggregate_ref import (
     check_nms,
     validate_scales,
 )
-from pose_stream.kernels.bilinear_numba import blend, column_plan, fma, resize_row, row_tables, value_at
-from pose_stream.kernels.refine_numba import (
-    TILE,
-    RefineMaps,
-    band_max,
-    close_band,
-    refine_search,
-    tag_ranges,
-    tile_shape,
-)
+from pose_stream.kernels.bilinear_numba import blend, column_plan, fma, resize_row, row_tables
+from pose_stream.kernels.refine_numba import TILE, RefineMaps, band_max, close_band, refine_maps, refine_search, tile_shape
+from pose_stream.kernels.tag_source import TagSource, full_maps, sample_tags
 from pose_stream.kernels.types import AggregatedMaps, Candidates, RefinePeaks
 
 _F32 = np.float32
@@ -93,31 +85,20 @@ def _wide_heat_rows(out0_plane, out1_plane, mirrored, r_lo, r_hi, q_rows, q_cols
         resize_row(half, h_cols, wide[r - r_lo])
 
 
-@njit(cache=True, nogil=True)
-def _half_tags(out0_plane, mirrored, q_rows, q_cols, dst):
-    """A pass's half-resolution tag map (out0's tag channel upsampled; flipped back when `mirrored`)."""
-    h2, w2 = dst.shape
-    across = np.empty((out0_plane.shape[0], w2), np.float32)
-    line = np.empty(w2, np.float32)
-    for q in range(out0_plane.shape[0]):
-        resize_row(out0_plane[q], q_cols, across[q])
-    for r in range(h2):
-        if mirrored:
-            blend(across[q_rows[0][r]], across[q_rows[1][r]], q_rows[2][r], q_rows[3][r], line)
-            row = dst[r]
-            for x in range(w2):
-                row[x] = line[_u(w2 - 1 - x)]
-        else:
-            blend(across[q_rows[0][r]], across[q_rows[1][r]], q_rows[2][r], q_rows[3][r], dst[r])
-
-
 # ------------------------------------------------------------------------------------ NMS and top-k
 
 
 @njit(cache=True, nogil=True)
 def _is_window_max(heat, y, x, pad):
+    """heat[y, x] is the max of its window (pixels outside the map ignored). The four nearest pixels first:
+    on a peak's slope one of them is higher, which settles most pixels in a few loads."""
     v = heat[y, x]
     h, w = heat.shape
+    if pad > 0:
+        if (x + 1 < w and heat[y, x + 1] > v) or (x > 0 and heat[y, x - 1] > v):
+            return False
+        if (y + 1 < h and heat[y + 1, x] > v) or (y > 0 and heat[y - 1, x] > v):
+            return False
     for yy in range(max(y - pad, 0), min(y + pad + 1, h)):
         for xx in range(max(x - pad, 0), min(x + pad + 1, w)):
             if heat[yy, xx] > v:
@@ -125,12 +106,30 @@ def _is_window_max(heat, y, x, pad):
     return True
 
 
-@njit(cache=True, nogil=True)
-def _count_above(row, threshold):
+@njit(cache=True, nogil=True, inline="always")
+def _count_above(row, start, stop, threshold):
     count = 0
-    for x in range(row.shape[0]):
-        count += row[x] > threshold
+    for x in range(start, stop):
+        count += row[_u(x)] > threshold
     return count
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _may_enter(heat, y, start, stop, threshold):
+    """Whether a pixel of row y, columns start..stop-1, could enter a full top-k list whose k-th value is
+    threshold >= 0: only a pixel above it that its window keeps, so above it and not below any of its four
+    nearest pixels (pixels outside the map ignored). Elementwise over the chunk (vectorised)."""
+    h, w = heat.shape
+    row, up, down = heat[y], heat[max(y - 1, 0)], heat[min(y + 1, h - 1)]
+    count = 0
+    for x in range(max(start, 1), min(stop, w - 1)):
+        v = row[_u(x)]
+        count += (v > threshold) & (v >= row[_u(x - 1)]) & (v >= row[_u(x + 1)]) & (v >= up[_u(x)]) & (v >= down[_u(x)])
+    if start == 0:
+        count += row[0] > threshold
+    if stop == w:
+        count += row[w - 1] > threshold
+    return count > 0
 
 
 @njit(cache=True, nogil=True)
@@ -148,7 +147,9 @@ def _scan_row(heat, y, pad, index, value, filled):
     for start in range(0, w, _CHUNK):
         stop = min(start + _CHUNK, w)
         threshold = value[m - 1] if filled == m else _ZERO
-        if filled == m and threshold >= _ZERO and _count_above(row[start:stop], threshold) == 0:
+        if filled == m and threshold >= _ZERO and (
+            _count_above(row, start, stop, threshold) == 0 or not _may_enter(heat, y, start, stop, threshold)
+        ):
             continue
         for x in range(start, stop):
             v = row[x]
@@ -245,25 +246,15 @@ def _project_joint(out0, out1, out0_flip, out1_flip, k, k_flip, with_flip, q_row
 @njit(cache=True, nogil=True, parallel=True)
 def _aggregate_scale(
     out0, out1, out0_flip, out1_flip, with_flip, flip_index, q_rows, q_cols, h_rows, h_cols, heatmaps, first,
-    divisor, finish, pad, cand_index, cand_value, tile, tile_max, with_tags, half_tags, t_cols, tag_lo, tag_hi,
+    divisor, finish, pad, cand_index, cand_value, tile, tile_max,
 ):
     """Adds one scale's heatmaps to `heatmaps` (or sets them when `first`); when `finish`, divides by
-    `divisor` (> 0 only with several scales), extracts the candidates and the tile maxima. `with_tags` (the
-    scale whose tags are kept): also writes its half-resolution tags (K, L, h2, w2) and their tile ranges
-    (`refine_numba.tag_ranges` through the projection's tables h_rows, t_cols)."""
-    k_joints = out1.shape[0]
-    last = half_tags.shape[1] - 1
-    for k in prange(k_joints):
+    `divisor` (> 0 only with several scales), extracts the candidates and the tile maxima."""
+    for k in prange(out1.shape[0]):
         _project_joint(
             out0, out1, out0_flip, out1_flip, k, flip_index[k], with_flip, q_rows, q_cols, h_rows, h_cols, first,
             divisor, heatmaps[k], finish, pad, cand_index[k], cand_value[k], tile, tile_max[k],
         )
-        if with_tags:
-            _half_tags(out0[k_joints + k], False, q_rows, q_cols, half_tags[k, 0])
-            tag_ranges(half_tags[k, 0], h_rows, t_cols, tile, tag_lo[k, 0], tag_hi[k, 0])
-            if with_flip:
-                _half_tags(out0_flip[k_joints + flip_index[k]], True, q_rows, q_cols, half_tags[k, last])
-                tag_ranges(half_tags[k, last], h_rows, t_cols, tile, tag_lo[k, last], tag_hi[k, last])
 
 
 @njit(cache=True, parallel=True)
@@ -286,25 +277,6 @@ def top_k_numba(heatmaps: np.ndarray, max_people: int = 30, nms_kernel: int = 5)
     return index, value
 
 
-@njit(cache=True, nogil=True)
-def _sample_tags(half_tags, rows, cols, ys, xs, out):
-    """out[k, i, l] = full-resolution tag l of joint k at (ys[k, i], xs[k, i])."""
-    for k in range(ys.shape[0]):
-        for i in range(ys.shape[1]):
-            for dim in range(half_tags.shape[1]):
-                out[k, i, dim] = value_at(half_tags[k, dim], rows, cols, ys[k, i], xs[k, i])
-
-
-@njit(cache=True, parallel=True)
-def _project_all_tags(half_tags, rows, cols, out):
-    """Full-resolution tag maps out (K, H, W, L), pixel by pixel (a slow path for tests and debugging)."""
-    for k in prange(out.shape[0]):
-        for y in range(out.shape[1]):
-            for x in range(out.shape[2]):
-                for dim in range(out.shape[3]):
-                    out[k, y, x, dim] = value_at(half_tags[k, dim], rows, cols, y, x)
-
-
 # ------------------------------------------------------------------------------------------------ API
 
 
@@ -314,8 +286,8 @@ class NumbaAggregation:
 
     Attributes:
         candidates: top-M NMS peaks per joint, with tags and adjust neighbours (see `Candidates`).
-        refine_maps: the heatmaps (K, H, W), the scale-1 tags at half resolution (K, L, H/2', W/2') with
-            the tables of their projection, the tile summaries, the candidates as seeds.
+        refine_maps: the heatmaps (K, H, W), the tag maps as their sources (`tag_source.TagSource`: the
+            kept scale's out0 arrays, referenced, not copied), the tile summaries, the candidates as seeds.
     """
 
     candidates: Candidates
@@ -326,22 +298,14 @@ class NumbaAggregation:
         """float32 (K, H, W) aggregated heatmaps at the network-input size."""
         return self.refine_maps.heatmaps
 
-    @property
-    def half_tags(self) -> np.ndarray:
-        """float32 (K, L, H/2', W/2') the kept tags at half resolution (plain, then flipped)."""
-        return self.refine_maps.tag_planes
-
     def refine(self, mean_tags: np.ndarray, pending: np.ndarray | None = None) -> RefinePeaks:
         """Refine peaks for persons with mean tags (N, L), for the joints where pending (bool (N, K)) is True
         (all when None; others are zeros); equals `aggregate_ref.refine_peaks` on `maps()`."""
         return refine_search(self.refine_maps, mean_tags, pending)
 
     def maps(self) -> AggregatedMaps:
-        """The full AggregatedMaps (tags projected pixel by pixel: slow, for tests and debugging)."""
-        k, h, w = self.heatmaps.shape
-        tags = np.empty((k, h, w, self.half_tags.shape[1]), _F32)
-        _project_all_tags(self.half_tags, self.refine_maps.rows, self.refine_maps.cols, tags)
-        return AggregatedMaps(heatmaps=self.heatmaps, tags=tags)
+        """The full AggregatedMaps (tags computed pixel by pixel: slow, for tests and debugging)."""
+        return AggregatedMaps(heatmaps=self.heatmaps, tags=full_maps(self.refine_maps.tags))
 
 
 def aggregate_numba(
@@ -356,6 +320,8 @@ def aggregate_numba(
 
     `heatmaps_out`: a float32 C-contiguous (K, H, W) array to overwrite instead of allocating (fresh pages
     cost several milliseconds at 512x960); the caller must not be reading it (a pipeline alternates two).
+    The result reads the tag channels of the kept scale's out0 arrays when refining: leave them unchanged
+    until then.
     """
     ordered, tag_position, index = validate_scales(scales, flip_index, base_hw)
     k = ordered[0].num_joints
@@ -363,18 +329,11 @@ def aggregate_numba(
     with_flip = index is not None
     heatmaps = _heatmap_buffer(heatmaps_out, (k, h, w))
     check_nms(h, w, max_people, nms_kernel)
-    tag_hw = ordered[tag_position].half_hw
-    tag_dim = 2 if with_flip else 1
-    half_tags = np.empty((k, tag_dim) + tag_hw, _F32)
-    tiles = tile_shape(h, w)
-    tile_max = np.empty((k,) + tiles, _F32)
-    tag_lo = np.empty((k, tag_dim) + tiles, _F32)
-    tag_hi = np.empty((k, tag_dim) + tiles, _F32)
+    tile_max = np.empty((k,) + tile_shape(h, w), _F32)
     cand_index = np.empty((k, max_people), np.int64)
     cand_value = np.empty((k, max_people), _F32)
     flip = index if with_flip else np.zeros(k, np.int64)
     divisor = _F32(len(ordered)) if len(ordered) > 1 else _ZERO
-    rows, cols = row_tables(tag_hw[0], h), row_tables(tag_hw[1], w)
     for position, scale in enumerate(ordered):
         out0, out1 = scale.outputs
         out0_flip, out1_flip = scale.flipped if with_flip else scale.outputs
@@ -384,17 +343,29 @@ def aggregate_numba(
             out0, out1, out0_flip, out1_flip, with_flip, flip,
             row_tables(h4, h2), column_plan(w4, w2), row_tables(h2, h), column_plan(w2, w),
             heatmaps, position == 0, divisor if last else _ZERO, last, nms_kernel // 2, cand_index, cand_value,
-            TILE, tile_max, position == tag_position, half_tags, cols, tag_lo, tag_hi,
+            TILE, tile_max,
         )
+    tags = _tag_source(ordered[tag_position], flip, with_flip, (h, w))
     x = (cand_index % w).astype(np.int32)
     y = (cand_index // w).astype(np.int32)
-    tags = np.empty((k, max_people, tag_dim), _F32)
-    _sample_tags(half_tags, rows, cols, y, x, tags)
+    cand_tags = np.empty((k, max_people, tags.tag_dim), _F32)
+    sample_tags(tags.planes, tags.channel, tags.mirrored, *tags.stages, y, x, cand_tags)
     candidates = Candidates(
-        x=x, y=y, value=cand_value, tags=tags, neighbours=adjust_neighbours(heatmaps, np.arange(k)[:, None], y, x)
+        x=x, y=y, value=cand_value, tags=cand_tags,
+        neighbours=adjust_neighbours(heatmaps, np.arange(k)[:, None], y, x),
     )
-    refine_maps = RefineMaps(heatmaps, half_tags, rows, cols, tile_max, tag_lo, tag_hi, seeds=cand_index)
-    return NumbaAggregation(candidates, refine_maps)
+    return NumbaAggregation(candidates, refine_maps(heatmaps, tags, tile_max, cand_index, cand_tags))
+
+
+def _tag_source(scale: ScaleOutputs, flip: np.ndarray, with_flip: bool, base_hw: tuple[int, int]) -> TagSource:
+    """The kept tags: out0's tag channels K + k (plain) and K + flip[k] of the flipped pass, mirrored."""
+    k = scale.num_joints
+    (h4, w4), (h2, w2) = scale.quarter_hw, scale.half_hw
+    planes = (scale.outputs[0], scale.flipped[0]) if with_flip else (scale.outputs[0],)
+    channel = np.stack([k + np.arange(k), k + flip], axis=1) if with_flip else (k + np.arange(k))[:, None]
+    mirrored = np.array([False, True] if with_flip else [False])
+    return TagSource(planes, np.ascontiguousarray(channel, dtype=np.int64), mirrored, row_tables(h4, h2),
+                     row_tables(w4, w2), row_tables(h2, base_hw[0]), row_tables(w2, base_hw[1]))
 
 
 def _heatmap_buffer(out: np.ndarray | None, shape: tuple[int, int, int]) -> np.ndarray:

@@ -1,18 +1,20 @@
 """The refine search on the CPU (Numba): equal to `aggregate_ref.refine_peaks` on every input.
 
 For each person's mean tag and each joint asked for: the first row-major argmax of
-heatmap - rint(||tag - mean tag||). Tags are never held at full resolution: they are read through bilinear
-tables from source planes (`bilinear_numba.value_at`), which gives exactly the full-resolution value. The
-aggregation hands over its half-resolution tags with the projection's tables; full tag maps (grouping tests,
-`group_numba.group`) come with identity tables.
+heatmap - rint(||tag - mean tag||). Tags are never held at full resolution: the aggregation hands over its
+`tag_source.TagSource` (the network's tag channels and the resize tables), whose tiles are computed on
+demand with exactly the full maps' values; full tag maps (grouping tests, `group_numba.group`) are a
+TagSource with identity tables.
 
 The search visits only what can win. Per TILE x TILE tile the frame's summaries bound every score in it:
 score = heat - rint(distance) <= hottest heat - rint(distance from the mean tag to the tile's tag range).
-Tag ranges come from the source pixels a tile's pixels read (bilinear values lie between their sources up
-to a few float32 roundings, which the bound allows for). Tiles are grouped into blocks of BLOCK x BLOCK
-tiles with the same summaries: a search ranks the blocks by bound and scans, block by block, the tiles whose
-bound can still reach the best score so far; it stops at the first block that cannot. The candidates of the
-joint give a first true score. Equal scores go to the lower flat index, whatever the visiting order.
+Tag ranges come from the source values a tile's tags are computed from (bilinear values lie between their
+sources up to a few float32 roundings, which the bound allows for). Tiles are grouped into blocks of
+BLOCK x BLOCK tiles with the same summaries: a search ranks the blocks by bound and scans, block by block,
+the tiles whose bound can still reach the best score so far; it stops at the first block that cannot. The
+candidates of the joint give a first true score. Equal scores go to the lower flat index, whatever the
+visiting order. A tile's heat and tags are computed once per frame and joint, for all the people searching
+that joint, and scored all at once (vectorised).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from numba import njit, prange
 from numba import uint64 as _u
 
 from pose_stream.kernels.aggregate_ref import check_mean_tags, refine_result
-from pose_stream.kernels.bilinear_numba import fma, identity_tables, value_at
+from pose_stream.kernels.tag_source import TagSource, fill_tile, tile_tag_ranges
 from pose_stream.kernels.types import AggregatedMaps, RefinePeaks
 
 _F32 = np.float32
@@ -76,43 +78,6 @@ def tile_heat_max(heat, tiles):
 
 
 @njit(cache=True, nogil=True)
-def tag_ranges(plane, rows, cols, tile, lo, hi):
-    """lo, hi (ceil(H/tile), ceil(W/tile)): min and max of the source pixels of `plane` (h, w) that the
-    pixels of each tile x tile output tile read through the tables rows (H entries) and cols (W entries).
-
-    The tables' indices only grow with the output index, so a tile reads source rows i0[first]..i1[last].
-    Rows first (contiguous, vectorised), then columns on the reduced rows.
-    """
-    tiles_y, tiles_x = lo.shape
-    big_h, big_w = rows[0].shape[0], cols[0].shape[0]
-    width = plane.shape[1]
-    low = np.empty(width, np.float32)
-    high = np.empty(width, np.float32)
-    for ty in range(tiles_y):
-        first, last = ty * tile, min(ty * tile + tile, big_h) - 1
-        r_lo, r_hi = rows[0][first], max(rows[0][last], rows[1][last])
-        source = plane[r_lo]
-        for c in range(width):
-            low[c] = source[c]
-            high[c] = source[c]
-        for r in range(r_lo + 1, r_hi + 1):
-            source = plane[r]
-            for c in range(width):
-                v = source[c]
-                low[c] = v if v < low[c] else low[c]
-                high[c] = v if v > high[c] else high[c]
-        for tx in range(tiles_x):
-            first, last = tx * tile, min(tx * tile + tile, big_w) - 1
-            c_lo, c_hi = cols[0][first], max(cols[0][last], cols[1][last])
-            a, b = low[c_lo], high[c_lo]
-            for c in range(c_lo + 1, c_hi + 1):
-                a = low[c] if low[c] < a else a
-                b = high[c] if high[c] > b else b
-            lo[ty, tx] = a
-            hi[ty, tx] = b
-
-
-@njit(cache=True, nogil=True)
 def _blocks(heat_max, tag_lo, tag_hi, block_max, block_lo, block_hi):
     """Block summaries: the max of the tiles' heat maxima, the min / max of their tag ranges."""
     k_joints, tiles_y, tiles_x = heat_max.shape
@@ -157,75 +122,30 @@ def _bound(hottest, lo, hi, k, ty, tx, mean):
     return hottest - np.float32(np.rint(distance))
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _score(heat, planes, k, rows, cols, y, x, mean):
-    """heat - rint(||tag(y, x) - mean||) in float32, squared differences summed over L in order."""
-    d = value_at(planes[k, 0], rows, cols, y, x) - mean[0]
-    squared = d * d
-    for dim in range(1, mean.shape[0]):
-        d = value_at(planes[k, dim], rows, cols, y, x) - mean[dim]
-        squared = squared + d * d
-    return heat - np.rint(np.sqrt(squared))
-
-
 @njit(cache=True, nogil=True)
-def _fill_tile(heatmaps, planes, k, rows, cols, ty, tx, across, out):
-    """out (1 + L, TILE * TILE): the heat of one tile (row-major; -inf outside the map, so it never wins)
-    and its tags (0 outside), the tags separably: the horizontal pass on the source rows the tile reads,
-    then the vertical one, per pixel the very operations of `value_at`. across: (>= rows read, TILE)."""
-    big_h, big_w = heatmaps.shape[1], heatmaps.shape[2]
-    y0, x0 = ty * TILE, tx * TILE
-    ny, nx = min(TILE, big_h - y0), min(TILE, big_w - x0)
-    if ny < TILE or nx < TILE:
-        out[0, :] = -np.inf
-        out[1:, :] = 0.0
-    heat = out[0]
-    for yy in range(ny):
-        src = heatmaps[k, y0 + yy]
-        for xx in range(nx):
-            heat[_u(yy * TILE + xx)] = src[_u(x0 + xx)]
-    r_lo = rows[0][y0]
-    r_hi = max(rows[0][y0 + ny - 1], rows[1][y0 + ny - 1])
-    c0, c1, l0, l1 = cols
-    for dim in range(planes.shape[1]):
-        plane = planes[k, dim]
-        for r in range(r_lo, r_hi + 1):
-            src = plane[r]
-            line = across[r - r_lo]
-            for xx in range(nx):
-                x = _u(x0 + xx)
-                line[_u(xx)] = fma(src[_u(c0[x])], l0[x], src[_u(c1[x])] * l1[x])
-        dst = out[1 + dim]
-        for yy in range(ny):
-            y = y0 + yy
-            upper, lower = across[rows[0][y] - r_lo], across[rows[1][y] - r_lo]
-            m0, m1 = rows[2][y], rows[3][y]
-            for xx in range(nx):
-                dst[_u(yy * TILE + xx)] = fma(upper[_u(xx)], m0, lower[_u(xx)] * m1)
-
-
-@njit(cache=True, nogil=True)
-def _rows_read(rows):
-    """The most source rows a tile reads through the tables `rows`."""
-    big_h = rows[0].shape[0]
-    most = 0
-    for y0 in range(0, big_h, TILE):
-        last = min(y0 + TILE, big_h) - 1
-        most = max(most, max(rows[0][last], rows[1][last]) - rows[0][y0] + 1)
-    return most
-
-
-@njit(cache=True, nogil=True)
-def _cached_tile(heatmaps, planes, k, rows, cols, t, tiles_x, slot, pool, used, across):
-    """Heat and tags (1 + L, TILE * TILE) of tile t, filled on first use into a pool shared by the people
-    searching one joint: slot (TY * TX,) the pool entry of each tile (-1: none yet), pool (capacity, 1 + L,
-    TILE * TILE) with `used` entries taken. Returns the tile, the pool (grown when full) and its use."""
+def _cached_tile(heatmaps, planes, channel, mirrored, stages, k, t, tiles_x, slot, pool, used, quarter, half, across):
+    """Heat and tags (1 + L, TILE * TILE) of tile t of joint k, filled on first use into a pool shared by the
+    people searching one joint: slot (TY * TX,) the pool entry of each tile (-1: none yet), pool (capacity,
+    1 + L, TILE * TILE) with `used` entries taken. Heat is -inf outside the map (it never wins). Returns the
+    tile, the pool (grown when full) and its use."""
     if slot[t] < 0:
         if used == pool.shape[0]:
             bigger = np.empty((2 * pool.shape[0],) + pool.shape[1:], np.float32)
             bigger[:used] = pool
             pool = bigger
-        _fill_tile(heatmaps, planes, k, rows, cols, t // tiles_x, t % tiles_x, across, pool[used])
+        out = pool[used]
+        ty, tx = t // tiles_x, t % tiles_x
+        big_h, big_w = heatmaps.shape[1], heatmaps.shape[2]
+        y0, x0 = ty * TILE, tx * TILE
+        ny, nx = min(TILE, big_h - y0), min(TILE, big_w - x0)
+        heat = out[0]
+        if ny < TILE or nx < TILE:
+            heat[:] = -np.inf
+        for yy in range(ny):
+            src = heatmaps[k, y0 + yy]
+            for xx in range(nx):
+                heat[_u(yy * TILE + xx)] = src[_u(x0 + xx)]
+        fill_tile(planes, channel, mirrored, stages, k, ty, tx, TILE, quarter, half, across, out[1:])
         slot[t] = used
         used += 1
     return pool[slot[t]], pool, used
@@ -243,7 +163,7 @@ def _largest(values):
 
 @njit(cache=True, nogil=True)
 def _scan_tile(tile, ty, tx, big_w, mean, top, top_at, scores):
-    """Best (score, flat index) of one tile (`_fill_tile`), starting from top / top_at: all its scores at
+    """Best (score, flat index) of one tile (`_cached_tile`), starting from top / top_at: all its scores at
     once, branch-free (vectorised), then their first maximum (row-major in a tile is flat-index order)."""
     n = scores.shape[0]
     values = tile[1]
@@ -273,10 +193,10 @@ def _scan_tile(tile, ty, tx, big_w, mean, top, top_at, scores):
 
 
 @njit(cache=True, nogil=True)
-def _search(heatmaps, planes, rows, cols, heat_max, tag_lo, tag_hi, block_max, block_lo, block_hi, seeds, k, mean,
-            slot, pool, used, across, scores):
-    """The flat index of the first row-major argmax of joint k's score for one mean tag (and the tile cache,
-    see `_cached_tile`; across, scores: scratch)."""
+def _search(heatmaps, planes, channel, mirrored, stages, heat_max, tag_lo, tag_hi, block_max, block_lo, block_hi,
+            seeds, seed_tags, k, mean, slot, pool, used, quarter, half, across, scores):
+    """The flat index of the first row-major argmax of joint k's score for one mean tag, with the tile cache
+    (see `_cached_tile`; quarter, half, across, scores: scratch)."""
     big_h, big_w = heatmaps.shape[1], heatmaps.shape[2]
     tiles_y, tiles_x = heat_max.shape[1], heat_max.shape[2]
     blocks_y, blocks_x = block_max.shape[1], block_max.shape[2]
@@ -284,9 +204,12 @@ def _search(heatmaps, planes, rows, cols, heat_max, tag_lo, tag_hi, block_max, b
     top_at = big_h * big_w
     for m in range(seeds.shape[1]):
         at = seeds[k, m]
-        y = at // big_w
-        x = at - y * big_w
-        score = _score(heatmaps[k, y, x], planes, k, rows, cols, y, x, mean)
+        d = seed_tags[k, m, 0] - mean[0]
+        squared = d * d
+        for dim in range(1, mean.shape[0]):
+            d = seed_tags[k, m, dim] - mean[dim]
+            squared = squared + d * d
+        score = heatmaps[k, at // big_w, at % big_w] - np.rint(np.sqrt(squared))
         if score > top or (score == top and at < top_at):
             top = score
             top_at = at
@@ -317,29 +240,36 @@ def _search(heatmaps, planes, rows, cols, heat_max, tag_lo, tag_hi, block_max, b
                 first = ty * TILE * big_w + tx * TILE
                 # a tile whose bound only ties the best matters only if it holds an earlier pixel
                 if bound > top or (bound == top and first < top_at):
-                    tile, pool, used = _cached_tile(heatmaps, planes, k, rows, cols, ty * tiles_x + tx, tiles_x, slot,
-                                                    pool, used, across)
+                    tile, pool, used = _cached_tile(heatmaps, planes, channel, mirrored, stages, k,
+                                                    ty * tiles_x + tx, tiles_x, slot, pool, used, quarter, half, across)
                     top, top_at = _scan_tile(tile, ty, tx, big_w, mean, top, top_at, scores)
     return top_at, pool, used
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _search_jobs(heatmaps, planes, rows, cols, heat_max, tag_lo, tag_hi, block_max, block_lo, block_hi, seeds,
-                 mean_tags, joints, starts, job_person, best):
+def _search_jobs(heatmaps, planes, channel, mirrored, q_rows, q_cols, rows, cols, heat_max, tag_lo, tag_hi, block_max,
+                 block_lo, block_hi, seeds, seed_tags, mean_tags, joints, starts, job_person, scratch, best):
     """Jobs grouped by joint: joints[i]'s are job_person[starts[i]:starts[i + 1]]. One joint per task, so
-    the tags of a tile are computed once for all the people searching that joint."""
+    a tile is computed once for all the people searching that joint. scratch: (plane rows, half rows, half
+    columns) a tile reads at most."""
     tiles = heat_max.shape[1] * heat_max.shape[2]
+    n_q, n_h, n_c = scratch
     for i in prange(joints.shape[0]):
+        stages = (q_rows, q_cols, rows, cols)  # built here: a parallel loop takes no nested tuples
         k = joints[i]
         slot = np.full(tiles, -1, np.int64)
-        pool = np.empty((16, 1 + planes.shape[1], TILE * TILE), np.float32)
+        pool = np.empty((16, 1 + len(planes), TILE * TILE), np.float32)
         used = 0
-        across = np.empty((_rows_read(rows), TILE), np.float32)
+        quarter = np.empty((n_q, n_c), np.float32)
+        half = np.empty((n_h, n_c), np.float32)
+        across = np.empty((n_h, TILE), np.float32)
         scores = np.empty(TILE * TILE, np.float32)
         for job in range(starts[i], starts[i + 1]):
-            best[job], pool, used = _search(heatmaps, planes, rows, cols, heat_max, tag_lo, tag_hi, block_max,
-                                            block_lo, block_hi, seeds, k, mean_tags[job_person[job]], slot, pool,
-                                            used, across, scores)
+            best[job], pool, used = _search(
+                heatmaps, planes, channel, mirrored, stages, heat_max, tag_lo, tag_hi, block_max, block_lo,
+                block_hi, seeds, seed_tags, k, mean_tags[job_person[job]], slot, pool, used, quarter, half, across,
+                scores,
+            )
 
 
 # --------------------------------------------------------------------------------------------- API
@@ -348,51 +278,59 @@ def _search_jobs(heatmaps, planes, rows, cols, heat_max, tag_lo, tag_hi, block_m
 @dataclass(frozen=True)
 class RefineMaps:
     """One frame's maps as refine reads them. Shapes: K joints, L tag dimensions, H x W the network input,
-    h x w the tag planes, TY x TX = ceil(H/TILE) x ceil(W/TILE) tiles.
+    TY x TX = ceil(H/TILE) x ceil(W/TILE) tiles, M seeds per joint.
 
     Attributes:
         heatmaps: float32 (K, H, W) aggregated heatmaps.
-        tag_planes: float32 (K, L, h, w) tag sources; the tag map of dimension d is their resize by `rows`
-            and `cols` (bilinear tables with H and W entries, `aggregate_ref.axis_weights`).
-        rows, cols: (i0, i1, l0, l1) tables.
+        tags: the tag maps (K, H, W, L) as a TagSource.
         heat_max: float32 (K, TY, TX) the largest heat of each tile.
-        tag_lo, tag_hi: float32 (K, L, TY, TX) `tag_ranges` of each tile.
-        seeds: int64 (K, M) flat pixel indices to score first (the candidates; any pixels will do).
+        tag_lo, tag_hi: float32 (K, L, TY, TX) `tag_source.tile_tag_ranges`.
+        seeds: int64 (K, M) flat pixel indices scored first (the candidates; any pixels will do), and
+        seed_tags: float32 (K, M, L) the tags there.
     """
 
     heatmaps: np.ndarray
-    tag_planes: np.ndarray
-    rows: tuple
-    cols: tuple
+    tags: TagSource
     heat_max: np.ndarray
     tag_lo: np.ndarray
     tag_hi: np.ndarray
     seeds: np.ndarray
+    seed_tags: np.ndarray
 
     @property
     def tag_dim(self) -> int:
-        return int(self.tag_planes.shape[1])
+        return self.tags.tag_dim
 
 
 def tile_shape(h: int, w: int) -> tuple[int, int]:
     return -(-h // TILE), -(-w // TILE)
 
 
+def refine_maps(heatmaps: np.ndarray, tags: TagSource, heat_max: np.ndarray | None = None,
+                seeds: np.ndarray | None = None, seed_tags: np.ndarray | None = None) -> RefineMaps:
+    """RefineMaps with the tile summaries (the heat maxima computed here unless given)."""
+    k = heatmaps.shape[0]
+    if heat_max is None:
+        heat_max = np.empty((k,) + tile_shape(*heatmaps.shape[1:]), _F32)
+        for joint in range(k):
+            tile_heat_max(heatmaps[joint], heat_max[joint])
+    tag_lo, tag_hi = tile_tag_ranges(tags, TILE)
+    if seeds is None:
+        seeds, seed_tags = np.zeros((k, 0), np.int64), np.zeros((k, 0, tags.tag_dim), _F32)
+    return RefineMaps(heatmaps, tags, heat_max, tag_lo, tag_hi, seeds, seed_tags)
+
+
 def refine_maps_from_full(maps: AggregatedMaps, seeds: np.ndarray | None = None) -> RefineMaps:
-    """RefineMaps over full-resolution AggregatedMaps (their tags as planes, identity tables)."""
+    """RefineMaps over full-resolution AggregatedMaps (their tags with identity tables); seeds: int64
+    (K, M) flat indices scored first."""
     heatmaps = np.ascontiguousarray(maps.heatmaps, dtype=_F32)
-    k, h, w = heatmaps.shape
-    planes = np.ascontiguousarray(np.moveaxis(np.asarray(maps.tags, dtype=_F32), 3, 1))
-    rows, cols = identity_tables(h), identity_tables(w)
-    heat_max = np.empty((k,) + tile_shape(h, w), _F32)
-    tag_lo = np.empty((k, planes.shape[1]) + tile_shape(h, w), _F32)
-    tag_hi = np.empty_like(tag_lo)
-    for joint in range(k):
-        tile_heat_max(heatmaps[joint], heat_max[joint])
-        for dim in range(planes.shape[1]):
-            tag_ranges(planes[joint, dim], rows, cols, TILE, tag_lo[joint, dim], tag_hi[joint, dim])
-    seeds = np.zeros((k, 0), np.int64) if seeds is None else np.ascontiguousarray(seeds, dtype=np.int64)
-    return RefineMaps(heatmaps, planes, rows, cols, heat_max, tag_lo, tag_hi, seeds)
+    tags = np.asarray(maps.tags, dtype=_F32)
+    seed_tags = None
+    if seeds is not None:
+        seeds = np.ascontiguousarray(seeds, dtype=np.int64)
+        w = heatmaps.shape[2]
+        seed_tags = np.ascontiguousarray(tags[np.arange(heatmaps.shape[0])[:, None], seeds // w, seeds % w])
+    return refine_maps(heatmaps, TagSource.from_maps(tags), seeds=seeds, seed_tags=seed_tags)
 
 
 def refine_search(maps: RefineMaps, mean_tags: np.ndarray, pending: np.ndarray | None = None) -> RefinePeaks:
@@ -414,8 +352,10 @@ def refine_search(maps: RefineMaps, mean_tags: np.ndarray, pending: np.ndarray |
         block_lo = np.empty((k, maps.tag_dim) + block_shape[1:], _F32)
         block_hi = np.empty_like(block_lo)
         _blocks(maps.heat_max, maps.tag_lo, maps.tag_hi, block_max, block_lo, block_hi)
-        _search_jobs(maps.heatmaps, maps.tag_planes, maps.rows, maps.cols, maps.heat_max, maps.tag_lo,
-                     maps.tag_hi, block_max, block_lo, block_hi, maps.seeds, mean_tags, joints, starts, person, best)
+        tags = maps.tags
+        _search_jobs(maps.heatmaps, tags.planes, tags.channel, tags.mirrored, *tags.stages, maps.heat_max,
+                     maps.tag_lo, maps.tag_hi, block_max, block_lo, block_hi, maps.seeds, maps.seed_tags, mean_tags,
+                     joints, starts, person, tags.scratch_shape(TILE), best)
     flat = np.zeros((n, k), np.int64)
     flat[person, joint] = best
     return refine_result(maps.heatmaps, flat, pending)
