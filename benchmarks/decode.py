@@ -1,28 +1,30 @@
-"""Decoding speed per frame: grouping paths (and aggregation where available) on synthetic outputs.
+"""Decoding speed per frame on the CPU: aggregation, grouping, refine, the whole decode, on synthetic outputs.
 
-    python benchmarks/decode.py                   # 1, 10, 30, 40 people at 512x512 and 512x960
-    python benchmarks/decode.py --people 30 --repeats 50
+    python benchmarks/decode.py                               # 1, 10, 30, 40 people at 512x512 and 512x960
+    NUMBA_NUM_THREADS=2 python benchmarks/decode.py --people 30 --repeats 50
 
-Rows per (network input, people), all measured in one run:
+Rows per (network input, people), all measured in one run, each as the median wall time and the median CPU
+time of the process (all threads; on a shared machine wall time includes waiting for a core, and with
+several Numba threads CPU time includes OpenMP's spin-waiting):
 - baseline match: plain Python written the way the reference does it (dict of people keyed by their first
   tag value, the `munkres` package's pure-Python Hungarian; without that package the Numba solver's Python
   source runs instead, labelled);
 - reference match: kernels/group_ref.match (the NumPy reference this project tests against);
 - numba match+adjust: NumbaGrouper.match + place (matching, quarter offsets, scores): the <= 0.2 ms target;
-- numba refine: refine request + CPU search + apply; numba group: everything after the candidates;
+- numba refine: refine request + the aggregation's refine search (missing joints only) + apply;
+- numba group: everything after the candidates;
 - reference refine: the reference's per-person refine (all K joints of every person over the full maps),
   timed on up to --ref-people people and scaled to all (marked "~");
-- numba aggregation, decode (Decoder: Numba aggregation, grouping, the aggregation's refine, image mapping):
-  when pose_stream.kernels.aggregate_numba is importable. (CUDA: run the aggregation benchmark on a GPU.)
-Inputs: network outputs rendered from random known poses (10% hidden joints, noise), rotated over --frames
-frames. Maps for grouping come from the aggregation when it is available, else are rendered directly at full
-resolution (synthetic.render_maps). Prints a table; writes JSON to benchmarks/results/.
+- numba aggregation: kernels/aggregate_numba (heatmaps, candidates, refine's tile summaries);
+- decode: Decoder.decode (aggregation, grouping, refine, mapping to the image): the <= 15 ms target at
+  512x960.
+Inputs: network outputs rendered from random known poses (10% hidden joints, noise), flip test, rotated over
+--frames frames. Prints a table; writes JSON to benchmarks/results/.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import json
 import os
 import platform
@@ -40,8 +42,10 @@ import numpy as np  # noqa: E402
 from pose_stream.decoding import Decoder, ScaleResult  # noqa: E402
 from pose_stream.joints import COCO  # noqa: E402
 from pose_stream.kernels import group_ref, synthetic  # noqa: E402
-from pose_stream.kernels.group_numba import NumbaGrouper, candidate_neighbours  # noqa: E402
-from pose_stream.kernels.grouping_types import GroupingParams, RefineRequest  # noqa: E402
+from pose_stream.kernels.aggregate_numba import aggregate_numba  # noqa: E402
+from pose_stream.kernels.aggregate_ref import ScaleOutputs, refine_peaks  # noqa: E402
+from pose_stream.kernels.group_numba import NumbaGrouper  # noqa: E402
+from pose_stream.kernels.grouping_types import GroupingParams  # noqa: E402
 from pose_stream.kernels.hungarian import munkres_into  # noqa: E402
 from pose_stream.preprocessing import Transform  # noqa: E402
 
@@ -110,108 +114,100 @@ def baseline_match(cands) -> int:
 
 # ----------------------------------------------------------------------------------------------- inputs
 def make_frames(people: int, hw: tuple[int, int], frames: int, seed: int):
-    """[(outputs, flipped, cands, maps)] for `frames` random scenes; maps from the aggregation if present."""
+    """[(outputs, flipped, NumbaAggregation)] for `frames` random scenes."""
     h, w = hw
-    aggregate = _aggregation()
     out = []
     for f in range(frames):
         rng = np.random.default_rng(seed + f)
         scene = synthetic.random_people(rng, people, (w, h), border_gap=3.0, hidden_fraction=0.1)
         outputs = synthetic.render_outputs(scene, (w, h), 17, noise=0.01, rng=rng)
         flipped = synthetic.render_flipped_outputs(scene, (w, h), COCO, noise=0.01, rng=rng)
-        if aggregate is not None:
-            result = aggregate(outputs, flipped, (h, w))
-            cands, maps = result.candidates, result.maps()
-        else:
-            cands, maps = synthetic.render_maps(scene, (w, h), 17, noise=0.01, rng=rng)
-        out.append((outputs, flipped, cands, maps))
+        out.append((outputs, flipped, aggregate(outputs, flipped, hw)))
     return out
 
 
-def _aggregation():
-    try:
-        numba_module = importlib.import_module("pose_stream.kernels.aggregate_numba")
-        ref_module = importlib.import_module("pose_stream.kernels.aggregate_ref")
-    except ImportError:
-        return None
-
-    def aggregate(outputs, flipped, base_hw):
-        scale = ref_module.ScaleOutputs(tuple(outputs), tuple(flipped), 1.0)
-        return numba_module.aggregate_numba([scale], COCO.flip_index, base_hw, PARAMS.max_people, 5)
-
-    return aggregate
+def aggregate(outputs, flipped, base_hw):
+    scale = ScaleOutputs(tuple(outputs), tuple(flipped), 1.0)
+    return aggregate_numba([scale], COCO.flip_index, base_hw, PARAMS.max_people, 5)
 
 
-def timed(fn, inputs, repeats: int) -> float:
-    """Median milliseconds of fn(x), rotating over inputs, after one warm-up call per input."""
+def timed(fn, inputs, repeats: int) -> dict[str, float]:
+    """Median wall and CPU milliseconds of fn(x), rotating over inputs, after one warm-up call per input."""
     for x in inputs:
         fn(x)
-    times = []
+    wall, cpu = [], []
     for r in range(repeats):
         x = inputs[r % len(inputs)]
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn(x)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return {"wall": float(np.median(wall) * 1e3), "cpu": float(np.median(cpu) * 1e3)}
 
 
 def bench_config(people: int, hw: tuple[int, int], args) -> dict:
     frames = make_frames(people, hw, args.frames, seed=people * 1000 + hw[1])
     grouper = NumbaGrouper(COCO.visit_order, PARAMS)
-    prepared = []
-    for outputs, flipped, cands, maps in frames:
-        neighbours = candidate_neighbours(maps.heatmaps, cands)
-        matching = grouper.match(cands)
-        prepared.append((outputs, flipped, cands, maps, neighbours, matching))
+    prepared = [(outputs, flipped, result, grouper.match(result.candidates)) for outputs, flipped, result in frames]
+
+    def search(result):
+        return lambda request: result.refine(request.mean_tags, request.pending)
 
     def numba_match_adjust(p):
-        matching = grouper.match(p[2])
-        grouper.place(p[2], matching, p[4])
+        matching = grouper.match(p[2].candidates)
+        grouper.place(p[2].candidates, matching, p[2].candidates.neighbours)
 
     def numba_refine(p):
-        cands, maps, matching = p[2], p[3], p[5]
-        keypoints, _ = grouper.place(cands, matching, p[4])
+        cands, matching = p[2].candidates, p[3]
+        keypoints, _ = grouper.place(cands, matching, cands.neighbours)
         request = grouper.refine_request(cands, matching)
-        grouper.refine_apply(keypoints, request, grouper.refine_search(maps, cands, request))
+        grouper.refine_apply(keypoints, request, search(p[2])(request))
 
+    few = max(5, args.repeats // 5)
     rows = {
-        "baseline match": timed(lambda p: baseline_match(p[2]), prepared, max(3, args.repeats // 10)),
-        "reference match": timed(lambda p: group_ref.match(p[2], COCO.visit_order, PARAMS), prepared,
+        "baseline match": timed(lambda p: baseline_match(p[2].candidates), prepared, max(3, args.repeats // 10)),
+        "reference match": timed(lambda p: group_ref.match(p[2].candidates, COCO.visit_order, PARAMS), prepared,
                                  max(3, args.repeats // 5)),
         "numba match+adjust": timed(numba_match_adjust, prepared, args.repeats),
-        "numba refine": timed(numba_refine, prepared, max(5, args.repeats // 5)),
-        "numba group": timed(lambda p: grouper.group(p[2], p[3], neighbours=p[4]), prepared,
-                             max(5, args.repeats // 5)),
+        "numba refine": timed(numba_refine, prepared, few),
+        "numba group": timed(lambda p: grouper.group(p[2].candidates, neighbours=p[2].candidates.neighbours,
+                                                     refine_search=search(p[2])), prepared, few),
     }
-    rows["reference refine"], extrapolated = _reference_refine(prepared[0], args.ref_people)
-    aggregate = _aggregation()
-    if aggregate is not None:
-        shape = (hw[0], hw[1])
-        rows["numba aggregation"] = timed(lambda p: aggregate(p[0], p[1], shape), prepared,
-                                          max(5, args.repeats // 5))
-        decoder = Decoder(COCO, PARAMS)
-        transform = Transform((hw[1] // 2, hw[0] // 2), (hw[1] / 200, hw[0] / 200), (hw[1], hw[0]), (hw[1], hw[0]))
-        rows["decode"] = timed(lambda p: decoder.decode([ScaleResult(1.0, p[0], p[1])], transform), prepared,
-                               max(5, args.repeats // 5))
+    ref_ms, extrapolated = _reference_refine(prepared[0], args.ref_people)
+    rows["reference refine"] = {"wall": ref_ms, "cpu": None}
+    rows["numba aggregation"] = timed(lambda p: aggregate(p[0], p[1], hw), prepared, few)
+    decoder = Decoder(COCO, PARAMS)
+    transform = Transform((hw[1] // 2, hw[0] // 2), (hw[1] / 200, hw[0] / 200), (hw[1], hw[0]), (hw[1], hw[0]))
+    rows["decode"] = timed(lambda p: decoder.decode([ScaleResult(1.0, p[0], p[1])], transform), prepared, few)
     return {
-        "people": people, "input_hw": list(hw), "decoded_people": int(prepared[0][5].num_people),
-        "pending_joints": int((prepared[0][5].joints < 0).sum()), "ms": rows,
+        "people": people, "input_hw": list(hw), "decoded_people": int(prepared[0][3].num_people),
+        "pending_joints": int((prepared[0][3].joints < 0).sum()), "ms": rows,
         "reference_refine_extrapolated": extrapolated,
     }
 
 
 def _reference_refine(p, max_people: int) -> tuple[float, bool]:
     """The reference refines every joint of every person: time that on up to max_people people, scale."""
-    cands, maps, matching = p[2], p[3], p[5]
+    cands, matching = p[2].candidates, p[3]
     n = matching.num_people
     if n == 0:
         return 0.0, False
+    maps = p[2].maps()
     request = group_ref.refine_request(cands, matching, maps)
     take = min(n, max_people)
-    sample = RefineRequest(request.mean_tags[:take], np.ones((take, cands.num_joints), bool))
     start = time.perf_counter()
-    group_ref.refine_search(maps, sample)
+    refine_peaks(maps, request.mean_tags[:take])
     return (time.perf_counter() - start) * 1e3 * n / take, take < n
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main() -> int:
@@ -221,51 +217,55 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=100, help="timed runs of the fast paths")
     parser.add_argument("--frames", type=int, default=3, help="different synthetic frames to rotate over")
     parser.add_argument("--ref-people", type=int, default=3, help="people the reference refine is timed on")
-    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/decode-DATE.json)")
+    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/decode-DATE-<threads>t.json)")
     parser.add_argument("--label", default="", help="a note stored with the results (e.g. what was merged)")
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
 
     from tqdm import tqdm
 
+    load_before = list(os.getloadavg())
     results = []
     for hw in sizes:
         for people in tqdm(args.people, desc=f"{hw[0]}x{hw[1]}", leave=False):
             results.append(bench_config(people, hw, args))
 
     names = list(results[0]["ms"])
-    print(f"decode benchmark (median ms per frame; baseline Hungarian: {SOLVER_NAME}; "
-          f"aggregation: {'numba' if _aggregation() else 'not on this branch, maps rendered directly'})")
-    header = f"{'input':>8} {'people':>6} {'found':>5} " + " ".join(f"{n:>18}" for n in names)
-    print(header)
+    import numba
+
+    print(f"decode benchmark: median ms per frame, wall / CPU (Numba threads {numba.get_num_threads()}, "
+          f"layer {numba.threading_layer()}; baseline Hungarian: {SOLVER_NAME})")
+    print(f"{'input':>8} {'people':>6} {'found':>5} " + " ".join(f"{n:>20}" for n in names))
     for r in results:
         cells = []
         for n in names:
+            cell = r["ms"][n]
             mark = "~" if n == "reference refine" and r["reference_refine_extrapolated"] else ""
-            cells.append(f"{mark}{r['ms'][n]:.3f}".rjust(18))
+            text = f"{mark}{cell['wall']:.3f}" + (f" / {cell['cpu']:.3f}" if cell["cpu"] is not None else "")
+            cells.append(text.rjust(20))
         hw = f"{r['input_hw'][0]}x{r['input_hw'][1]}"
         print(f"{hw:>8} {r['people']:>6} {r['decoded_people']:>5} " + " ".join(cells))
     print("speed-up, matching (baseline match / numba match+adjust): "
-          + ", ".join(f"{r['people']}p {r['input_hw'][1]}w: {r['ms']['baseline match'] / r['ms']['numba match+adjust']:.0f}x"
+          + ", ".join(f"{r['people']}p {r['input_hw'][1]}w: "
+                      f"{r['ms']['baseline match']['wall'] / r['ms']['numba match+adjust']['wall']:.0f}x"
                       for r in results))
     print("speed-up, grouping ((reference match + reference refine) / numba group): "
           + ", ".join(f"{r['people']}p {r['input_hw'][1]}w: "
-                      f"{(r['ms']['reference match'] + r['ms']['reference refine']) / r['ms']['numba group']:.0f}x"
+                      f"{(r['ms']['reference match']['wall'] + r['ms']['reference refine']['wall']) / r['ms']['numba group']['wall']:.0f}x"
                       for r in results))
 
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"decode-{dt.date.today()}.json"
+    threads = numba.get_num_threads()
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"decode-{dt.date.today()}-{threads}t.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    import numba
-
     record = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
-                    "numba_threads": os.environ.get("NUMBA_NUM_THREADS")},
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+                    "numpy": np.__version__, "numba": numba.__version__, "numba_threads": numba.get_num_threads(),
+                    "numba_threading_layer": numba.threading_layer(), "load_average_before": load_before,
+                    "load_average_after": list(os.getloadavg())},
         "label": args.label,
         "baseline_hungarian": SOLVER_NAME,
-        "aggregation_available": _aggregation() is not None,
         "results": results,
     }
     out.write_text(json.dumps(record, indent=2))

@@ -5,11 +5,13 @@ pipeline stages `aggregate` and `group`.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
+import numba
 import numpy as np
 
 from pose_stream.errors import PoseStreamError
@@ -88,11 +90,19 @@ class Decoder:
     Args:
         joint_set: "coco", "crowdpose" or a JointSet.
         params: grouping settings.
+        threads: Numba threads for one frame's kernels (set for the calling thread only, restored after; at
+            most NUMBA_NUM_THREADS). 1 by default: a pipeline already overlaps its stages, and on a machine
+            whose cores are busy (inference, other work) OpenMP's spin-waiting made two threads slower than
+            one (README, Decoding).
     """
 
-    def __init__(self, joint_set: JointSet | str = "coco", params: GroupingParams = GroupingParams()) -> None:
+    def __init__(self, joint_set: JointSet | str = "coco", params: GroupingParams = GroupingParams(),
+                 threads: int = 1) -> None:
+        if threads < 1:
+            raise PoseStreamError(f"threads must be at least 1, got {threads}")
         self.joint_set = get_joint_set(joint_set) if isinstance(joint_set, str) else joint_set
         self.params = params
+        self.threads = threads
         self.grouper = NumbaGrouper(self.joint_set.visit_order, params)
         self._free: list[np.ndarray] = []
         self._lock = threading.Lock()
@@ -123,10 +133,11 @@ class Decoder:
             ScaleOutputs(tuple(s.outputs), tuple(s.flipped) if s.flipped is not None else None, s.factor)
             for s in scales
         ]
-        result = aggregate_numba(
-            scale_outputs, self.joint_set.flip_index if flip else None, (h, w), self.params.max_people, NMS_KERNEL,
-            heatmaps_out=self._take_buffer((self.joint_set.num_joints, h, w)),
-        )
+        with numba_threads(self.threads):
+            result = aggregate_numba(
+                scale_outputs, self.joint_set.flip_index if flip else None, (h, w), self.params.max_people,
+                NMS_KERNEL, heatmaps_out=self._take_buffer((self.joint_set.num_joints, h, w)),
+            )
         cands = result.candidates
         neighbours = getattr(cands, "neighbours", None)
         if neighbours is None:
@@ -140,8 +151,9 @@ class Decoder:
         """Candidates -> Poses in image pixels."""
         grouped = aggregated.grouped
         if grouped is None:
-            grouped = self.grouper.group(aggregated.candidates, neighbours=aggregated.neighbours,
-                                         refine_search=aggregated.refine_search)
+            with numba_threads(self.threads):
+                grouped = self.grouper.group(aggregated.candidates, neighbours=aggregated.neighbours,
+                                             refine_search=aggregated.refine_search)
         if aggregated.heatmaps is not None:
             with self._lock:
                 self._free.append(aggregated.heatmaps)
@@ -157,6 +169,18 @@ class Decoder:
                 if buffer.shape == shape:
                     return buffer
         return None  # the aggregation allocates a new one
+
+
+@contextlib.contextmanager
+def numba_threads(count: int) -> Iterator[None]:
+    """Numba's thread count for the parallel kernels this thread calls (numba.set_num_threads is per calling
+    thread), at most the NUMBA_NUM_THREADS it started with; restored on exit."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 def refine_search_from(refine_peaks: Callable[[np.ndarray], RefinePeaks]) -> Callable[[RefineRequest], RefinePeaks]:

@@ -129,7 +129,7 @@ def test_crowdpose_joint_set():
     assert match_people(poses, people, size).max() <= 1.0
 
 
-@pytest.mark.parametrize("count, hidden", [(7, 0.2), (2, 0.05)])  # refine over full maps / the aggregation's
+@pytest.mark.parametrize("count, hidden", [(7, 0.2), (2, 0.05)])  # many and few joints for refine to find
 def test_decode_equals_the_reference_pipeline(count, hidden):
     # Numba aggregation + Numba grouping against the two NumPy references (aggregation and grouping).
     from pose_stream.kernels import group_ref
@@ -284,3 +284,21 @@ def test_public_names_import_lazily():
     assert pose_stream.decode is decode and pose_stream.PoseEstimator is PoseEstimator
     assert pose_stream.Transform.__name__ == "Transform" and callable(pose_stream.preprocess)
     assert pose_stream.Poses.empty().keypoints.shape == (0, 17, 3)
+
+
+def test_decoder_threads_give_the_same_people():
+    import numba
+
+    rng = np.random.default_rng(14)
+    size = (640, 480)
+    people = people_for(rng, 6, size, hidden_fraction=0.2)
+    outputs, flipped = render(people, size, rng=rng)
+    transform = make_transform(size)
+    before = numba.get_num_threads()
+    one = Decoder("coco", threads=1).decode([ScaleResult(1.0, outputs, flipped)], transform)
+    two = Decoder("coco", threads=2).decode([ScaleResult(1.0, outputs, flipped)], transform)
+    assert numba.get_num_threads() == before  # restored for the calling thread
+    np.testing.assert_array_equal(one.keypoints, two.keypoints)
+    np.testing.assert_array_equal(one.scores, two.scores)
+    with pytest.raises(PoseStreamError, match="threads"):
+        Decoder("coco", threads=0)

@@ -32,8 +32,8 @@ from pose_stream.kernels.aggregate_ref import (
     validate_scales,
 )
 from pose_stream.kernels.bilinear_numba import blend, column_plan, fma, resize_row, row_tables
-from pose_stream.kernels.refine_numba import TILE, RefineMaps, band_max, close_band, refine_maps, refine_search, tile_shape
-from pose_stream.kernels.tag_source import TagSource, full_maps, sample_tags
+from pose_stream.kernels.refine_numba import TILE, RefineMaps, band_max, close_band, refine_search, tile_shape
+from pose_stream.kernels.tag_source import TagSource, block_range, full_maps, sample_tags
 from pose_stream.kernels.types import AggregatedMaps, Candidates, RefinePeaks
 
 _F32 = np.float32
@@ -247,14 +247,22 @@ def _project_joint(out0, out1, out0_flip, out1_flip, k, k_flip, with_flip, q_row
 def _aggregate_scale(
     out0, out1, out0_flip, out1_flip, with_flip, flip_index, q_rows, q_cols, h_rows, h_cols, heatmaps, first,
     divisor, finish, pad, cand_index, cand_value, tile, tile_max,
+    with_tags, planes, channel, row_span, col_windows, levels, tag_lo, tag_hi,
 ):
     """Adds one scale's heatmaps to `heatmaps` (or sets them when `first`); when `finish`, divides by
-    `divisor` (> 0 only with several scales), extracts the candidates and the tile maxima."""
+    `divisor` (> 0 only with several scales), extracts the candidates and the tile maxima. `with_tags`:
+    also the tile ranges of the kept tags (`tag_source.block_range` over the TagSource planes / channel)."""
     for k in prange(out1.shape[0]):
         _project_joint(
             out0, out1, out0_flip, out1_flip, k, flip_index[k], with_flip, q_rows, q_cols, h_rows, h_cols, first,
             divisor, heatmaps[k], finish, pad, cand_index[k], cand_value[k], tile, tile_max[k],
         )
+        if with_tags:
+            for dim in range(len(planes)):
+                low = np.empty((levels, planes[dim].shape[2]), np.float32)
+                high = np.empty((levels, planes[dim].shape[2]), np.float32)
+                block_range(planes[dim][channel[k, dim]], row_span, col_windows[dim], tag_lo[k, dim], tag_hi[k, dim],
+                            low, high)
 
 
 @njit(cache=True, parallel=True)
@@ -334,6 +342,10 @@ def aggregate_numba(
     cand_value = np.empty((k, max_people), _F32)
     flip = index if with_flip else np.zeros(k, np.int64)
     divisor = _F32(len(ordered)) if len(ordered) > 1 else _ZERO
+    tags = _tag_source(ordered[tag_position], flip, with_flip, (h, w))
+    row_span, col_windows, levels = tags.tile_windows(TILE)
+    tag_lo = np.empty((k, tags.tag_dim) + tile_max.shape[1:], _F32)
+    tag_hi = np.empty_like(tag_lo)
     for position, scale in enumerate(ordered):
         out0, out1 = scale.outputs
         out0_flip, out1_flip = scale.flipped if with_flip else scale.outputs
@@ -343,18 +355,18 @@ def aggregate_numba(
             out0, out1, out0_flip, out1_flip, with_flip, flip,
             row_tables(h4, h2), column_plan(w4, w2), row_tables(h2, h), column_plan(w2, w),
             heatmaps, position == 0, divisor if last else _ZERO, last, nms_kernel // 2, cand_index, cand_value,
-            TILE, tile_max,
+            TILE, tile_max, position == tag_position, tags.planes, tags.channel, row_span, col_windows, levels,
+            tag_lo, tag_hi,
         )
-    tags = _tag_source(ordered[tag_position], flip, with_flip, (h, w))
     x = (cand_index % w).astype(np.int32)
     y = (cand_index // w).astype(np.int32)
     cand_tags = np.empty((k, max_people, tags.tag_dim), _F32)
-    sample_tags(tags.planes, tags.channel, tags.mirrored, *tags.stages, y, x, cand_tags)
+    sample_tags(tags.planes, tags.channel, tags.mirrored, tags.stages, y, x, cand_tags)
     candidates = Candidates(
         x=x, y=y, value=cand_value, tags=cand_tags,
         neighbours=adjust_neighbours(heatmaps, np.arange(k)[:, None], y, x),
     )
-    return NumbaAggregation(candidates, refine_maps(heatmaps, tags, tile_max, cand_index, cand_tags))
+    return NumbaAggregation(candidates, RefineMaps(heatmaps, tags, tile_max, tag_lo, tag_hi, cand_index, cand_tags))
 
 
 def _tag_source(scale: ScaleOutputs, flip: np.ndarray, with_flip: bool, base_hw: tuple[int, int]) -> TagSource:

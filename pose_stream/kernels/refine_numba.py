@@ -306,31 +306,20 @@ def tile_shape(h: int, w: int) -> tuple[int, int]:
     return -(-h // TILE), -(-w // TILE)
 
 
-def refine_maps(heatmaps: np.ndarray, tags: TagSource, heat_max: np.ndarray | None = None,
-                seeds: np.ndarray | None = None, seed_tags: np.ndarray | None = None) -> RefineMaps:
-    """RefineMaps with the tile summaries (the heat maxima computed here unless given)."""
-    k = heatmaps.shape[0]
-    if heat_max is None:
-        heat_max = np.empty((k,) + tile_shape(*heatmaps.shape[1:]), _F32)
-        for joint in range(k):
-            tile_heat_max(heatmaps[joint], heat_max[joint])
-    tag_lo, tag_hi = tile_tag_ranges(tags, TILE)
-    if seeds is None:
-        seeds, seed_tags = np.zeros((k, 0), np.int64), np.zeros((k, 0, tags.tag_dim), _F32)
-    return RefineMaps(heatmaps, tags, heat_max, tag_lo, tag_hi, seeds, seed_tags)
-
-
 def refine_maps_from_full(maps: AggregatedMaps, seeds: np.ndarray | None = None) -> RefineMaps:
     """RefineMaps over full-resolution AggregatedMaps (their tags with identity tables); seeds: int64
     (K, M) flat indices scored first."""
     heatmaps = np.ascontiguousarray(maps.heatmaps, dtype=_F32)
     tags = np.asarray(maps.tags, dtype=_F32)
-    seed_tags = None
-    if seeds is not None:
-        seeds = np.ascontiguousarray(seeds, dtype=np.int64)
-        w = heatmaps.shape[2]
-        seed_tags = np.ascontiguousarray(tags[np.arange(heatmaps.shape[0])[:, None], seeds // w, seeds % w])
-    return refine_maps(heatmaps, TagSource.from_maps(tags), seeds=seeds, seed_tags=seed_tags)
+    k, h, w = heatmaps.shape
+    heat_max = np.empty((k,) + tile_shape(h, w), _F32)
+    for joint in range(k):
+        tile_heat_max(heatmaps[joint], heat_max[joint])
+    source = TagSource.from_maps(tags)
+    tag_lo, tag_hi = tile_tag_ranges(source, TILE)
+    seeds = np.zeros((k, 0), np.int64) if seeds is None else np.ascontiguousarray(seeds, dtype=np.int64)
+    seed_tags = np.ascontiguousarray(tags[np.arange(k)[:, None], seeds // w, seeds % w])
+    return RefineMaps(heatmaps, source, heat_max, tag_lo, tag_hi, seeds, seed_tags)
 
 
 def refine_search(maps: RefineMaps, mean_tags: np.ndarray, pending: np.ndarray | None = None) -> RefinePeaks:

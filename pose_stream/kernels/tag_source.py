@@ -85,6 +85,13 @@ class TagSource:
             col_spans.append(np.stack([self.q_cols[0][u_lo], np.maximum(self.q_cols[0][u_hi], self.q_cols[1][u_hi])], -1))
         return row_span.astype(np.int64), np.stack(col_spans).astype(np.int64)
 
+    def tile_windows(self, tile: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """What `block_range` needs per plane: the row spans (TY, 2), per dimension the column spans with
+        their two covering windows (L, TX, 4) (`_windows`), and the doubling levels the windows use."""
+        row_span, col_spans = self.tile_spans(tile)
+        longest = int((col_spans[..., 1] - col_spans[..., 0]).max()) + 1
+        return row_span, _windows(col_spans), longest.bit_length()
+
     def scratch_shape(self, tile: int) -> tuple[int, int, int]:
         """(plane rows, half rows, half columns) the largest tile reads: the sizes `fill_tile` works in."""
         (h, w) = self.hw
@@ -126,11 +133,10 @@ def tag_value(plane, mirrored, stages, y, x):
     return fma(upper, rows[2][y], lower * rows[3][y])
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def sample_tags(planes, channel, mirrored, q_rows, q_cols, rows, cols, ys, xs, out):
+@njit(cache=True, nogil=True)
+def sample_tags(planes, channel, mirrored, stages, ys, xs, out):
     """out (K, M, L): the tags of joint k at (ys[k, i], xs[k, i])."""
-    for k in prange(ys.shape[0]):
-        stages = (q_rows, q_cols, rows, cols)  # built here: a parallel loop takes no nested tuples
+    for k in range(ys.shape[0]):
         for i in range(ys.shape[1]):
             for dim in range(len(planes)):
                 out[k, i, dim] = tag_value(planes[dim][channel[k, dim]], mirrored[dim], stages, ys[k, i], xs[k, i])
@@ -187,9 +193,10 @@ def fill_tile(planes, channel, mirrored, stages, k, ty, tx, tile, quarter, half,
 
 
 @njit(cache=True, nogil=True)
-def _block_range(plane, row_span, col_span, lo, hi, low, high):
+def block_range(plane, row_span, col_span, lo, hi, low, high):
     """lo, hi (TY, TX): min and max of plane over rows row_span[ty] x columns col_span[tx, :2] (inclusive;
-    col_span[tx, 2:] = the level j and start of the second window, see `_windows`).
+    col_span[tx, 2:] = the level j and start of the second window, see `_windows`): the tile ranges of one
+    plane (`TagSource.tile_windows` gives the spans).
     Per tile row: the rows' elementwise min / max (contiguous, vectorised) into low[0], high[0]; then
     low[j][c] = min of the 2^j columns from c (doubling, vectorised), so that any span of n columns is the
     min of two overlapping windows of the largest 2^j <= n. low, high: scratch (levels, wq) with
@@ -229,7 +236,7 @@ def _all_block_ranges(planes, channel, row_span, col_spans, levels, lo, hi):
         k, dim = job // tag_dim, job % tag_dim
         low = np.empty((levels, planes[dim].shape[2]), np.float32)
         high = np.empty((levels, planes[dim].shape[2]), np.float32)
-        _block_range(planes[dim][channel[k, dim]], row_span, col_spans[dim], lo[k, dim], hi[k, dim], low, high)
+        block_range(planes[dim][channel[k, dim]], row_span, col_spans[dim], lo[k, dim], hi[k, dim], low, high)
 
 
 def _windows(spans: np.ndarray) -> np.ndarray:
@@ -244,11 +251,10 @@ def tile_tag_ranges(source: TagSource, tile: int) -> tuple[np.ndarray, np.ndarra
     """Per joint, dimension and tile, the min and max of the source values the tile's tags are computed
     from: float32 (K, L, TY, TX) each. A tag lies within them up to a few float32 roundings of bilinear
     weights (relative 2^-20 or so of the largest magnitude), which a user of the ranges must allow for."""
-    row_span, col_spans = source.tile_spans(tile)
-    shape = (source.num_joints, source.tag_dim, row_span.shape[0], col_spans.shape[1])
+    row_span, col_windows, levels = source.tile_windows(tile)
+    shape = (source.num_joints, source.tag_dim, row_span.shape[0], col_windows.shape[1])
     lo, hi = np.empty(shape, _F32), np.empty(shape, _F32)
-    longest = int((col_spans[..., 1] - col_spans[..., 0]).max()) + 1
-    _all_block_ranges(source.planes, source.channel, row_span, _windows(col_spans), longest.bit_length(), lo, hi)
+    _all_block_ranges(source.planes, source.channel, row_span, col_windows, levels, lo, hi)
     return lo, hi
 
 
