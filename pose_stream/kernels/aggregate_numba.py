@@ -32,14 +32,21 @@ from pose_stream.kernels.aggregate_ref import (
     validate_scales,
 )
 from pose_stream.kernels.bilinear_numba import blend, column_plan, fma, resize_row, row_tables
-from pose_stream.kernels.refine_numba import TILE, RefineMaps, band_max, close_band, refine_search, tile_shape
+from pose_stream.kernels.refine_numba import (
+    TILE,
+    RefineMaps,
+    band_max,
+    close_band,
+    refine_search,
+    tile_heat_max,
+    tile_shape,
+)
 from pose_stream.kernels.tag_source import TagSource, block_range, full_maps, sample_tags
 from pose_stream.kernels.types import AggregatedMaps, Candidates, RefinePeaks
 
 _F32 = np.float32
 _HALF = np.float32(0.5)
 _ZERO = np.float32(0.0)
-_CHUNK = 64  # top-k tests this many pixels at once (vectorised) before looking at any of them
 _BAND = 32  # output rows projected together (their intermediate rows stay in cache)
 
 
@@ -107,18 +114,10 @@ def _is_window_max(heat, y, x, pad):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _count_above(row, start, stop, threshold):
-    count = 0
-    for x in range(start, stop):
-        count += row[_u(x)] > threshold
-    return count
-
-
-@njit(cache=True, nogil=True, inline="always")
 def _may_enter(heat, y, start, stop, threshold):
     """Whether a pixel of row y, columns start..stop-1, could enter a full top-k list whose k-th value is
     threshold >= 0: only a pixel above it that its window keeps, so above it and not below any of its four
-    nearest pixels (pixels outside the map ignored). Elementwise over the chunk (vectorised)."""
+    nearest pixels (pixels outside the map ignored). Elementwise over the segment (vectorised)."""
     h, w = heat.shape
     row, up, down = heat[y], heat[max(y - 1, 0)], heat[min(y + 1, h - 1)]
     count = 0
@@ -133,47 +132,58 @@ def _may_enter(heat, y, start, stop, threshold):
 
 
 @njit(cache=True, nogil=True)
-def _scan_row(heat, y, pad, index, value, filled):
-    """One row of the top-len(index) NMS values of an (H, W) map, ties by lower flat index. Rows must be
-    scanned in order, with rows y-pad..y+pad final; returns how many of index/value are filled.
+def _scan_band(heat, y0, y1, pad, tile, tile_max, index, value, filled):
+    """Rows y0..y1-1 of the top-len(index) NMS values of an (H, W) map, ties by lower flat index: one band
+    of tile x tile tiles, whose maxima are tile_max (TX,). Bands must be scanned in order, with rows up to
+    y1-1+pad final; returns how many of index/value are filled.
 
     Pixels come in flat-index order, so a newcomer never beats an equal incumbent. Once the list is full
     with a k-th value >= 0, a pixel not above it cannot enter whether its window keeps it (value <= k-th) or
-    not (0 <= k-th): such pixels, and whole chunks of them, are skipped without looking at windows.
+    not (0 <= k-th): tiles whose maximum is not above it, then row segments without a pixel that could be
+    kept above it, then single pixels are skipped before any window is looked at.
     """
     w = heat.shape[1]
     m = index.shape[0]
-    row = heat[y]
-    for start in range(0, w, _CHUNK):
-        stop = min(start + _CHUNK, w)
-        threshold = value[m - 1] if filled == m else _ZERO
-        if filled == m and threshold >= _ZERO and (
-            _count_above(row, start, stop, threshold) == 0 or not _may_enter(heat, y, start, stop, threshold)
-        ):
-            continue
-        for x in range(start, stop):
-            v = row[x]
-            if filled == m and v <= threshold and threshold >= _ZERO:
+    # the tiles that can hold an entry: the k-th value only grows, so a tile ruled out now stays out
+    hot = np.empty(tile_max.shape[0], np.int64)
+    n_hot = 0
+    for tx in range(tile_max.shape[0]):
+        if not (filled == m and value[m - 1] >= _ZERO and tile_max[tx] <= value[m - 1]):
+            hot[n_hot] = tx
+            n_hot += 1
+    for y in range(y0, y1):
+        row = heat[y]
+        for i in range(n_hot):
+            tx = hot[i]
+            start, stop = tx * tile, min(tx * tile + tile, w)
+            threshold = value[m - 1] if filled == m else _ZERO
+            if filled == m and threshold >= _ZERO and (
+                tile_max[tx] <= threshold or not _may_enter(heat, y, start, stop, threshold)
+            ):
                 continue
-            if v != _ZERO and _is_window_max(heat, y, x, pad):
-                candidate = v
-            else:
-                candidate = _ZERO  # suppressed, or -0.0 made +0.0
-            if filled == m:
-                if not candidate > threshold:
+            for x in range(start, stop):
+                v = row[x]
+                if filled == m and v <= threshold and threshold >= _ZERO:
                     continue
-                slot = m - 1
-            else:
-                slot = filled
-                filled += 1
-            while slot > 0 and value[slot - 1] < candidate:
-                value[slot] = value[slot - 1]
-                index[slot] = index[slot - 1]
-                slot -= 1
-            value[slot] = candidate
-            index[slot] = y * w + x
-            if filled == m:
-                threshold = value[m - 1]
+                if v != _ZERO and _is_window_max(heat, y, x, pad):
+                    candidate = v
+                else:
+                    candidate = _ZERO  # suppressed, or -0.0 made +0.0
+                if filled == m:
+                    if not candidate > threshold:
+                        continue
+                    slot = m - 1
+                else:
+                    slot = filled
+                    filled += 1
+                while slot > 0 and value[slot - 1] < candidate:
+                    value[slot] = value[slot - 1]
+                    index[slot] = index[slot - 1]
+                    slot -= 1
+                value[slot] = candidate
+                index[slot] = y * w + x
+                if filled == m:
+                    threshold = value[m - 1]
     return filled
 
 
@@ -233,11 +243,14 @@ def _project_joint(out0, out1, out0_flip, out1_flip, k, k_flip, with_flip, q_row
                 band_max(dst, band, y % tile == 0)
                 if y % tile == tile - 1 or y == big_h - 1:
                     close_band(band, tile, tiles[y // tile])
-                if y >= pad:
-                    filled = _scan_row(out, y - pad, pad, index, value, filled)
+                final = y - pad  # rows up to here have their whole window
+                if final >= 0 and final % tile == tile - 1:
+                    ty = final // tile
+                    filled = _scan_band(out, ty * tile, final + 1, pad, tile, tiles[ty], index, value, filled)
     if finish:
-        for y in range(max(big_h - pad, 0), big_h):
-            filled = _scan_row(out, y, pad, index, value, filled)
+        for ty in range(max(big_h - pad, 0) // tile, tiles.shape[0]):  # the bands not yet scanned
+            filled = _scan_band(out, ty * tile, min(ty * tile + tile, big_h), pad, tile, tiles[ty], index, value,
+                                filled)
 
 
 # ----------------------------------------------------------------------------------------- one scale
@@ -266,11 +279,15 @@ def _aggregate_scale(
 
 
 @njit(cache=True, parallel=True)
-def _top_k_maps(heatmaps, pad, index, value):
-    for k in prange(heatmaps.shape[0]):
+def _top_k_maps(heatmaps, pad, tile, index, value):
+    k_joints, h, w = heatmaps.shape
+    for k in prange(k_joints):
+        tiles = np.empty((-(-h // tile), -(-w // tile)), np.float32)
+        tile_heat_max(heatmaps[k], tile, tiles)
         filled = 0
-        for y in range(heatmaps.shape[1]):
-            filled = _scan_row(heatmaps[k], y, pad, index[k], value[k], filled)
+        for ty in range(tiles.shape[0]):
+            filled = _scan_band(heatmaps[k], ty * tile, min(ty * tile + tile, h), pad, tile, tiles[ty], index[k],
+                                value[k], filled)
 
 
 def top_k_numba(heatmaps: np.ndarray, max_people: int = 30, nms_kernel: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -281,7 +298,7 @@ def top_k_numba(heatmaps: np.ndarray, max_people: int = 30, nms_kernel: int = 5)
     check_nms(h, w, max_people, nms_kernel)
     index = np.empty((k, max_people), np.int64)
     value = np.empty((k, max_people), _F32)
-    _top_k_maps(heatmaps, nms_kernel // 2, index, value)
+    _top_k_maps(heatmaps, nms_kernel // 2, TILE, index, value)
     return index, value
 
 

@@ -67,14 +67,14 @@ def close_band(band, tile, tiles):
 
 
 @njit(cache=True, nogil=True)
-def tile_heat_max(heat, tiles):
-    """tiles (ceil(H/TILE), ceil(W/TILE)): the largest value of each tile of one (H, W) heatmap."""
+def tile_heat_max(heat, tile, tiles):
+    """tiles (ceil(H/tile), ceil(W/tile)): the largest value of each tile of one (H, W) heatmap."""
     h = heat.shape[0]
     band = np.empty(heat.shape[1], np.float32)
     for y in range(h):
-        band_max(heat[y], band, y % TILE == 0)
-        if y % TILE == TILE - 1 or y == h - 1:
-            close_band(band, TILE, tiles[y // TILE])
+        band_max(heat[y], band, y % tile == 0)
+        if y % tile == tile - 1 or y == h - 1:
+            close_band(band, tile, tiles[y // tile])
 
 
 @njit(cache=True, nogil=True)
@@ -314,7 +314,7 @@ def refine_maps_from_full(maps: AggregatedMaps, seeds: np.ndarray | None = None)
     k, h, w = heatmaps.shape
     heat_max = np.empty((k,) + tile_shape(h, w), _F32)
     for joint in range(k):
-        tile_heat_max(heatmaps[joint], heat_max[joint])
+        tile_heat_max(heatmaps[joint], TILE, heat_max[joint])
     source = TagSource.from_maps(tags)
     tag_lo, tag_hi = tile_tag_ranges(source, TILE)
     seeds = np.zeros((k, 0), np.int64) if seeds is None else np.ascontiguousarray(seeds, dtype=np.int64)
