@@ -72,8 +72,7 @@ def _band_rows(h_rows, q_rows, big_h):
 
 
 @njit(cache=True, nogil=True)
-def _wide_heat_rows(out0_plane, out1_plane, mirrored, r_lo, r_hi, q_rows, q_cols, h_cols, quarter, line, half,
-                    wide):
+def _wide_heat_rows(out0_plane, out1_plane, mirrored, r_lo, r_hi, q_rows, q_cols, h_cols, quarter, half, wide):
     """Rows r_lo..r_hi of one pass's half-resolution heatmap mean(out0_up, out1) (flipped back when
     `mirrored`: column x reads column w2-1-x), each resized horizontally to full width into wide[r - r_lo]."""
     q_lo, q_hi = _span(q_rows, r_lo, r_hi)
@@ -81,14 +80,16 @@ def _wide_heat_rows(out0_plane, out1_plane, mirrored, r_lo, r_hi, q_rows, q_cols
         resize_row(out0_plane[q], q_cols, quarter[q - q_lo])
     w2 = half.shape[0]
     for r in range(r_lo, r_hi + 1):
-        blend(quarter[q_rows[0][r] - q_lo], quarter[q_rows[1][r] - q_lo], q_rows[2][r], q_rows[3][r], line)
+        upper, lower = quarter[q_rows[0][r] - q_lo], quarter[q_rows[1][r] - q_lo]
+        m0, m1 = q_rows[2][r], q_rows[3][r]
         src = out1_plane[r]
         if mirrored:
             for x in range(w2):
-                half[x] = (line[_u(w2 - 1 - x)] + src[_u(w2 - 1 - x)]) * _HALF
+                t = _u(w2 - 1 - x)
+                half[_u(x)] = (fma(upper[t], m0, lower[t] * m1) + src[t]) * _HALF
         else:
             for x in range(w2):
-                half[x] = (line[x] + src[x]) * _HALF
+                half[_u(x)] = (fma(upper[_u(x)], m0, lower[_u(x)] * m1) + src[_u(x)]) * _HALF
         resize_row(half, h_cols, wide[r - r_lo])
 
 
@@ -205,7 +206,6 @@ def _project_joint(out0, out1, out0_flip, out1_flip, k, k_flip, with_flip, q_row
     quarter = np.empty((n_quarter, w2), np.float32)
     wide_p = np.empty((n_half, big_w), np.float32)
     wide_f = np.empty((n_half, big_w), np.float32)
-    line = np.empty(w2, np.float32)
     half = np.empty(w2, np.float32)
     row = np.empty(big_w, np.float32)
     band = np.empty(big_w, np.float32)
@@ -214,10 +214,10 @@ def _project_joint(out0, out1, out0_flip, out1_flip, k, k_flip, with_flip, q_row
     for y0 in range(0, big_h, _BAND):
         y1 = min(y0 + _BAND, big_h)
         r_lo, r_hi = _span(h_rows, y0, y1 - 1)
-        _wide_heat_rows(out0[k], out1[k], False, r_lo, r_hi, q_rows, q_cols, h_cols, quarter, line, half, wide_p)
+        _wide_heat_rows(out0[k], out1[k], False, r_lo, r_hi, q_rows, q_cols, h_cols, quarter, half, wide_p)
         if with_flip:
             _wide_heat_rows(out0_flip[k_flip], out1_flip[k_flip], True, r_lo, r_hi, q_rows, q_cols, h_cols, quarter,
-                            line, half, wide_f)
+                            half, wide_f)
         for y in range(y0, y1):
             dst = out[y]
             p0, p1, f0, f1 = wide_p[i0[y] - r_lo], wide_p[i1[y] - r_lo], wide_f[i0[y] - r_lo], wide_f[i1[y] - r_lo]
