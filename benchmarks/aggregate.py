@@ -52,6 +52,13 @@ def synthetic_scale(rng: np.random.Generator, k: int, hw: tuple[int, int]):
     return ScaleOutputs(outputs(), outputs())
 
 
+def cpu_model() -> str:
+    info = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in (info.read_text().splitlines() if info.exists() else [])
+             if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 def median_ms(fn, repeats: int, clock=time.perf_counter) -> float:
     times = []
     for _ in range(repeats):
@@ -143,7 +150,7 @@ def main() -> None:
         "date": stamp,
         "command": "python benchmarks/aggregate.py " + " ".join(os.sys.argv[1:]),
         "machine": {
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "load_average": os.getloadavg(),
         },

@@ -1,7 +1,7 @@
 """Decoding speed per frame on the CPU: aggregation, grouping, refine, the whole decode, on synthetic outputs.
 
     python benchmarks/decode.py                               # 1, 10, 30, 40 people at 512x512 and 512x960
-    NUMBA_NUM_THREADS=2 python benchmarks/decode.py --people 30 --repeats 50
+    NUMBA_NUM_THREADS=2 python benchmarks/decode.py --people 30 --repeats 50   # Numba kernels on 2 threads
 
 Rows per (network input, people), all measured in one run, each as the median wall time and the median CPU
 time of the process (all threads; on a shared machine wall time includes waiting for a core, and with
@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
+import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pose_stream.decoding import Decoder, ScaleResult  # noqa: E402
@@ -176,7 +177,7 @@ def bench_config(people: int, hw: tuple[int, int], args) -> dict:
     ref_ms, extrapolated = _reference_refine(prepared[0], args.ref_people)
     rows["reference refine"] = {"wall": ref_ms, "cpu": None}
     rows["numba aggregation"] = timed(lambda p: aggregate(p[0], p[1], hw), prepared, few)
-    decoder = Decoder(COCO, PARAMS)
+    decoder = Decoder(COCO, PARAMS, threads=numba.get_num_threads())
     transform = Transform((hw[1] // 2, hw[0] // 2), (hw[1] / 200, hw[0] / 200), (hw[1], hw[0]), (hw[1], hw[0]))
     rows["decode"] = timed(lambda p: decoder.decode([ScaleResult(1.0, p[0], p[1])], transform), prepared, few)
     return {
@@ -201,13 +202,10 @@ def _reference_refine(p, max_people: int) -> tuple[float, bool]:
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in (info.read_text().splitlines() if info.exists() else [])
+             if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def main() -> int:
@@ -231,8 +229,6 @@ def main() -> int:
             results.append(bench_config(people, hw, args))
 
     names = list(results[0]["ms"])
-    import numba
-
     print(f"decode benchmark: median ms per frame, wall / CPU (Numba threads {numba.get_num_threads()}, "
           f"layer {numba.threading_layer()}; baseline Hungarian: {SOLVER_NAME})")
     print(f"{'input':>8} {'people':>6} {'found':>5} " + " ".join(f"{n:>20}" for n in names))

@@ -219,6 +219,8 @@ def _search(heatmaps, planes, channel, mirrored, stages, heat_max, tag_lo, tag_h
     n_open = 0
     for b in range(blocks_y * blocks_x):
         by, bx = b // blocks_x, b % blocks_x
+        if block_max[k, by, bx] < top:
+            continue  # the bound is at most the hottest heat: no need to work it out
         bound = _bound(block_max[k, by, bx], block_lo, block_hi, k, by, bx, mean)
         if bound < top:
             continue
@@ -236,6 +238,8 @@ def _search(heatmaps, planes, channel, mirrored, stages, heat_max, tag_lo, tag_h
         by, bx = ids[q] // blocks_x, ids[q] % blocks_x
         for ty in range(by * BLOCK, min(by * BLOCK + BLOCK, tiles_y)):
             for tx in range(bx * BLOCK, min(bx * BLOCK + BLOCK, tiles_x)):
+                if heat_max[k, ty, tx] < top:
+                    continue
                 bound = _bound(heat_max[k, ty, tx], tag_lo, tag_hi, k, ty, tx, mean)
                 first = ty * TILE * big_w + tx * TILE
                 # a tile whose bound only ties the best matters only if it holds an earlier pixel
