@@ -15,6 +15,8 @@ from pose_stream.errors import PoseStreamError
 # (subcommand, module): the order is the order `--help` lists them.
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("export", "pose_stream.cli.export"),
+    ("synth", "pose_stream.cli.synth"),
+    ("train", "pose_stream.cli.train"),
 ]
 DEFAULT_SUBCOMMAND = "run"
 
