@@ -7,6 +7,7 @@ the visible area, the bounding box and the occlusion of every keypoint.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -66,12 +67,14 @@ class Person:
     look: Appearance
     placement: Placement
 
+    @cached_property
     def skeleton(self) -> Skeleton3D:
         return skeleton_3d(self.pose, self.body)
 
+    @cached_property
     def keypoints_2d(self) -> np.ndarray:
         """(17, 2) image positions of the COCO keypoints (OpenCV convention: pixel centres at integers)."""
-        return project(self.skeleton().keypoints, self.placement, self.pose.roll)
+        return project(self.skeleton.keypoints, self.placement, self.pose.roll)
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ def _shade(color: Color, factor: float) -> Color:
 
 
 def _parts(person: Person) -> list[_Part]:
-    sk = person.skeleton()
+    sk = person.skeleton
     kp3, pts3 = sk.keypoints, sk.points
     look, h = person.look, person.placement.height
 
@@ -181,8 +184,8 @@ def visibility(people: list[Person], owner: np.ndarray) -> np.ndarray:
     height, width = owner.shape
     out = np.zeros((len(people), 17, 3), dtype=np.float32)
     for i, person in enumerate(people):
-        xy = person.keypoints_2d()
-        face_ok = person.skeleton().face_visible
+        xy = person.keypoints_2d
+        face_ok = person.skeleton.face_visible
         px = np.round(xy).astype(int)
         inside = (px[:, 0] >= 0) & (px[:, 0] < width) & (px[:, 1] >= 0) & (px[:, 1] < height) & face_ok
         for j in np.flatnonzero(inside):

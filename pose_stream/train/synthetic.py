@@ -69,7 +69,7 @@ class SyntheticImage:
 
 def figure_extent(person: Person) -> np.ndarray:
     """(x0, y0, x1, y1) box around a figure's keypoints, widened by its head and limb thickness."""
-    sk = person.skeleton()
+    sk = person.skeleton
     pts = np.concatenate([sk.keypoints, np.stack([sk.points[k] for k in ("left_toe", "right_toe", "head")])])
     xy = project(pts, person.placement, person.pose.roll)
     pad = 0.08 * person.placement.height
