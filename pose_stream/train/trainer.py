@@ -37,6 +37,7 @@ class TrainConfig:
         sigma: Gaussian sigma of the heatmaps in output pixels, at both resolutions.
         time_limit: seconds; training stops (and saves) when reached, and the learning-rate schedule
             runs on whichever of steps or time is further along, so a limited run still anneals.
+        save_every: save the checkpoint every this many epochs (and always at the end).
         threads: torch CPU threads. workers: DataLoader worker processes.
         resume: continue from `out` and its state file.
         init: a checkpoint to start from (fine-tuning); ignored when resuming.
@@ -55,6 +56,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     max_people: int = 30
     time_limit: float | None = None
+    save_every: int = 1
     threads: int = 2
     workers: int = 0
     seed: int = 0
@@ -64,8 +66,8 @@ class TrainConfig:
     max_steps: int | None = None
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs, batch size and learning rate must be positive")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.save_every < 1:
+            raise ValueError("epochs, batch size, learning rate and save_every must be positive")
         if self.input_size is not None and (self.input_size < 64 or self.input_size % 32):
             raise ValueError("input size must be a multiple of 32, at least 64")
         if self.ae_factor < 0 or self.sigma <= 0 or not 0 < self.final_lr_fraction <= 1:
@@ -208,5 +210,6 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
                             **{name: total / seen for name, total in sums.items()}})
             log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.5f}" for k, v in history[-1].items()))
         epoch += 1
-        save()
+        if stop or epoch == config.epochs or epoch % config.save_every == 0:
+            save()
     return TrainResult(checkpoint=out, epochs_done=epoch, steps=step, seconds=elapsed, history=tuple(history))
