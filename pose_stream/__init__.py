@@ -16,6 +16,8 @@ _LAZY = {
     "export_onnx": "pose_stream.export",
     "PoseStreamError": "pose_stream.errors",
     "JointSet": "pose_stream.joints",
+    "demo_frames": "pose_stream.train.animation",
+    "demo_model_path": "pose_stream.train.demo",
 }
 
 

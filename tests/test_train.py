@@ -30,6 +30,8 @@ def test_gaussian_peak_at_quarter_resolution():
     assert hm[3, 6, 11] == pytest.approx(math.exp(-1 / 8))
     assert hm[3, 8, 9] == pytest.approx(math.exp(-(4 + 1) / 8))
     assert np.unravel_index(hm[3].argmax(), hm[3].shape) == (6, 10)
+    wide = gaussian_heatmaps(_one_joint(42, 26), size=(32, 96), stride=4, sigma=2.0)
+    assert wide.shape == (17, 32, 96) and np.array_equal(wide[3, :, :64], hm[3, :32])
 
 
 def test_gaussian_peak_at_half_resolution_between_pixels():

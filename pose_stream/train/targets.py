@@ -11,22 +11,24 @@ import cv2
 import numpy as np
 
 
-def gaussian_heatmaps(keypoints: np.ndarray, size: int, stride: int, sigma: float = 2.0) -> np.ndarray:
-    """(K, size, size) float32: per joint, the max over people of a unit-peak Gaussian (sigma in map pixels).
+def gaussian_heatmaps(keypoints: np.ndarray, size: int | tuple[int, int], stride: int, sigma: float = 2.0) -> np.ndarray:
+    """(K, h, w) float32: per joint, the max over people of a unit-peak Gaussian (sigma in map pixels).
 
     keypoints: (P, K, 3) in input pixels; joints with visibility 0 or outside the input are skipped.
+    size: the map's (h, w), or one number for a square map.
     """
+    height, width = (size, size) if isinstance(size, int) else size
     num_people, num_joints = keypoints.shape[:2]
-    maps = np.zeros((num_joints, size, size), dtype=np.float32)
+    maps = np.zeros((num_joints, height, width), dtype=np.float32)
     radius = int(np.ceil(3 * sigma)) + 1
     for p in range(num_people):
         for k in range(num_joints):
             x, y, v = keypoints[p, k]
-            if v <= 0 or not (0 <= x < size * stride and 0 <= y < size * stride):
+            if v <= 0 or not (0 <= x < width * stride and 0 <= y < height * stride):
                 continue
             cx, cy = x / stride - 0.5, y / stride - 0.5
-            x0, x1 = max(0, int(cx) - radius), min(size, int(cx) + radius + 2)
-            y0, y1 = max(0, int(cy) - radius), min(size, int(cy) + radius + 2)
+            x0, x1 = max(0, int(cx) - radius), min(width, int(cx) + radius + 2)
+            y0, y1 = max(0, int(cy) - radius), min(height, int(cy) + radius + 2)
             gx = np.exp(-((np.arange(x0, x1) - cx) ** 2) / (2 * sigma**2))
             gy = np.exp(-((np.arange(y0, y1) - cy) ** 2) / (2 * sigma**2))
             np.maximum(maps[k, y0:y1, x0:x1], np.outer(gy, gx), out=maps[k, y0:y1, x0:x1])
