@@ -36,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="random zoom range, 1 = longer image side fits the input (default: 0.75 1.5)")
     p.add_argument("--rotation", type=float, default=30.0, help="largest random rotation, degrees (default: %(default)s)")
     p.add_argument("--time-limit", type=float, help="stop after this many minutes (the schedule fits it)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
     p.add_argument("--workers", type=int, default=0, help="data loader processes (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig(
             data=args.data, split=args.split, out=args.out, model=args.model, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, input_size=args.input_size, ae_factor=args.ae_factor,
-            time_limit=args.time_limit * 60 if args.time_limit else None, threads=args.threads,
+            time_limit=args.time_limit * 60 if args.time_limit else None, threads=args.threads, device=args.device,
             workers=args.workers, seed=args.seed, resume=args.resume, init=args.init,
             augment=AugmentConfig(scale=tuple(args.scale), rotation=args.rotation),
         )

@@ -11,6 +11,11 @@ import cv2
 import numpy as np
 
 
+def _usable(x: float, y: float, v: float, width: float, height: float) -> bool:
+    """A joint gets a target when it is labelled and lies inside the input (width x height pixels)."""
+    return v > 0 and 0 <= x < width and 0 <= y < height
+
+
 def gaussian_heatmaps(keypoints: np.ndarray, size: int | tuple[int, int], stride: int, sigma: float = 2.0) -> np.ndarray:
     """(K, h, w) float32: per joint, the max over people of a unit-peak Gaussian (sigma in map pixels).
 
@@ -24,7 +29,7 @@ def gaussian_heatmaps(keypoints: np.ndarray, size: int | tuple[int, int], stride
     for p in range(num_people):
         for k in range(num_joints):
             x, y, v = keypoints[p, k]
-            if v <= 0 or not (0 <= x < width * stride and 0 <= y < height * stride):
+            if not _usable(x, y, v, width * stride, height * stride):
                 continue
             cx, cy = x / stride - 0.5, y / stride - 0.5
             x0, x1 = max(0, int(cx) - radius), min(width, int(cx) + radius + 2)
@@ -53,7 +58,7 @@ def joint_indices(keypoints: np.ndarray, size: int, stride: int, max_people: int
     for p in range(min(num_people, max_people)):
         for k in range(num_joints):
             x, y, v = keypoints[p, k]
-            if v <= 0 or not (0 <= x < size * stride and 0 <= y < size * stride):
+            if not _usable(x, y, v, size * stride, size * stride):
                 continue
             out[p, k] = (int(y // stride) * size + int(x // stride), 1)
     return out

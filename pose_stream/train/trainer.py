@@ -38,6 +38,7 @@ class TrainConfig:
         time_limit: seconds; training stops (and saves) when reached, and the learning-rate schedule
             runs on whichever of steps or time is further along, so a limited run still anneals.
         save_every: save the checkpoint every this many epochs (and always at the end).
+        device: "cpu", "cuda", "cuda:1", ... or "auto" (CUDA when available).
         threads: torch CPU threads. workers: DataLoader worker processes.
         resume: continue from `out` and its state file.
         init: a checkpoint to start from (fine-tuning); ignored when resuming.
@@ -57,6 +58,7 @@ class TrainConfig:
     max_people: int = 30
     time_limit: float | None = None
     save_every: int = 1
+    device: str = "auto"
     threads: int = 2
     workers: int = 0
     seed: int = 0
@@ -151,6 +153,8 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
 
+    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available()
+                          else "cpu" if config.device == "auto" else config.device)
     model = build_model(model_config).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     epoch, step, elapsed, history = 0, 0, 0.0, []
@@ -164,9 +168,11 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
         log.info("resuming %s at epoch %d, step %d", out, epoch, step)
     elif config.init:
         load_checkpoint(model, config.init)
+    model.to(device)
+    log.info("training %s on %s: %d images, %d steps per epoch", config.model, device, len(examples), steps_per_epoch)
 
     def save() -> None:
-        _save_atomic(model.state_dict(), out)
+        _save_atomic({k: v.detach().cpu() for k, v in model.state_dict().items()}, out)
         _save_atomic({"optimizer": optimizer.state_dict(), "epoch": epoch, "step": step, "elapsed": elapsed,
                       "history": history, "config": {**asdict(config), "augment": asdict(config.augment)}},
                      state_path(out))
@@ -177,7 +183,8 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
         examples.epoch = epoch
         order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         loader = torch.utils.data.DataLoader(examples, batch_size=config.batch_size, shuffle=True, drop_last=True,
-                                             generator=order, num_workers=config.workers)
+                                             generator=order, num_workers=config.workers,
+                                             pin_memory=device.type == "cuda")
         sums: dict[str, float] = {}
         seen = 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress,
@@ -193,6 +200,7 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
             lr = cosine_lr(config.lr, config.final_lr_fraction, done)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            batch = {name: t.to(device, non_blocking=True) for name, t in batch.items()}
             losses = compute_losses(model(batch["input"]), batch, joint_set.num_joints, config.ae_factor)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
