@@ -74,6 +74,18 @@ def test_generated_scenes_show_the_people_asked_for(rng):
     assert make_scenes(0, (192, 128), CROWDPOSE, count=1, seed=0)[0].people.keypoints.shape == (0, 14, 2)
 
 
+def test_generated_scenes_come_from_the_demo_world_where_it_is_installed():
+    world = pytest.importorskip("pose_stream.train.synthetic", reason="the synthetic world (demo) is not merged yet")
+    scenes = make_scenes(2, (320, 256), COCO, count=2, seed=0, demo_world=True)
+    expected = [s for s in (world.synthetic_image(0, i, world.SceneConfig(sizes=((320, 256),), max_people=2))
+                            for i in range(24)) if len(s.people) == 2][:2]
+    assert len(expected) == 2, "the demo world should make two-person scenes within the tries"
+    for scene, drawn in zip(scenes, expected):
+        np.testing.assert_array_equal(scene.frame, drawn.image)
+        labelled = np.stack([p.keypoints[:, 2] > 0 for p in drawn.people])
+        np.testing.assert_array_equal(scene.people.visible, labelled)
+
+
 def test_end_to_end_steps_decode_the_rendered_people(tmp_path):
     """With random weights the bench decodes the outputs its generated people would give: the real estimator's
     aggregate and group stages must find exactly those people again."""

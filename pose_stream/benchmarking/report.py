@@ -12,7 +12,7 @@ from pose_stream.benchmarking.stats import StageStats
 
 ENGINE_ONLY, END_TO_END, BASELINE = "engine-only", "end-to-end", "baseline"
 KINDS = (ENGINE_ONLY, END_TO_END, BASELINE)
-STAGE_ORDER = ("read", "prepare", "infer", "aggregate", "group", "decode", "predict_batch")
+STAGE_ORDER = ("read", "prepare", "infer", "aggregate", "group", "predict_batch")
 SUMMARY_COLUMNS = ("backend", "precision", "device", "input", "batch", "flip", "people", "engine FPS",
                    "end-to-end FPS", "e2e / engine", "baseline FPS", "speed-up vs baseline")
 STAGE_COLUMNS = ("path", "backend", "input", "batch", "flip", "people", "stage", "median ms", "p99 ms",

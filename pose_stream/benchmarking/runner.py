@@ -142,7 +142,9 @@ def _make_clip(config: BenchConfig, size_hw: tuple[int, int], people: int | None
     height, width = size_hw
     if config.video:
         return Clip(_video_frames(config.video, (width, height)))
-    scenes = make_scenes(people, (width, height), joint_set, FRAME_POOL, config.seed + 1000 * people)
+    # What the network sees matters only where its own outputs are decoded.
+    scenes = make_scenes(people, (width, height), joint_set, FRAME_POOL, config.seed + 1000 * people,
+                         demo_world=decode_input == "network")
     outputs = None
     if decode_input == "synthetic":
         rng = np.random.default_rng(config.seed)

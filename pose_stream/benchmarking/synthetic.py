@@ -2,10 +2,10 @@
 
 The frames give the engine real images to chew on; the known joints let `kernels.synthetic` render the
 network outputs such people would produce, a decoding load that follows the number of people even when the
-network has random weights (whose heatmaps find nobody). Frames come from the demo's synthetic world
-(`pose_stream.train.synthetic`) when it is installed and can place that many people, else they are stick
-figures drawn at people from `kernels.synthetic.random_people`. A frame is exactly network-input sized, so
-image pixels are network-input pixels.
+network has random weights (whose heatmaps find nobody). Frames are stick figures drawn at people from
+`kernels.synthetic.random_people`, or, where the network's own outputs are decoded (so what it sees matters),
+scenes of the demo's synthetic world (`pose_stream.train.synthetic`) when it is installed and can place that
+many people. A frame is exactly network-input sized, so image pixels are network-input pixels.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from pose_stream.kernels.synthetic import SyntheticPeople, random_people
 
 log = logging.getLogger(__name__)
 
-# Scenes of the demo world tried per wanted frame before falling back to stick figures: the world draws
-# 1..max_people people per scene, so an exact count takes a few tries (and large counts may never fit).
+# Scenes of the demo world tried per wanted frame: it draws 1..max_people people per scene, so an exact count
+# takes a few tries, and large counts rarely fit (it gives up when the first frame's tries find none).
 DEMO_TRIES_PER_FRAME = 12
 
 
@@ -34,9 +34,11 @@ class Scene:
     people: SyntheticPeople
 
 
-def make_scenes(people: int, size: tuple[int, int], joint_set: JointSet, count: int, seed: int) -> list[Scene]:
-    """`count` frames of size=(w, h) with exactly `people` people each: the demo world's, else stick figures."""
-    scenes = demo_world_scenes(people, size, joint_set, count, seed)
+def make_scenes(people: int, size: tuple[int, int], joint_set: JointSet, count: int, seed: int,
+                demo_world: bool = False) -> list[Scene]:
+    """`count` frames of size=(w, h) with exactly `people` people each: stick figures, or with demo_world
+    the demo's synthetic scenes where it can make them."""
+    scenes = demo_world_scenes(people, size, joint_set, count, seed) if demo_world else None
     if scenes is not None:
         return scenes
     rng = np.random.default_rng(seed)
@@ -75,8 +77,8 @@ def _pixel(xy: np.ndarray) -> tuple[int, int]:
 def demo_world_scenes(people: int, size: tuple[int, int], joint_set: JointSet, count: int,
                       seed: int) -> list[Scene] | None:
     """Scenes of the demo's synthetic world with exactly `people` labelled people, or None where that world
-    is not installed, the joint set is not COCO (the world draws COCO figures), or too few scenes of that
-    count turn up within DEMO_TRIES_PER_FRAME tries per frame."""
+    is not installed, the joint set is not COCO (the world draws COCO figures), or it does not make scenes of
+    that count often enough (see DEMO_TRIES_PER_FRAME)."""
     if joint_set.name != COCO.name or people < 1:
         return None
     try:
@@ -90,13 +92,15 @@ def demo_world_scenes(people: int, size: tuple[int, int], joint_set: JointSet, c
     config = scene_config(sizes=(tuple(size),), max_people=people)
     scenes: list[Scene] = []
     for index in range(count * DEMO_TRIES_PER_FRAME):
+        if index == DEMO_TRIES_PER_FRAME and not scenes:
+            break
         image = make_image(seed, index, config)
         if len(image.people) == people:
             keypoints = np.stack([person.keypoints for person in image.people])
             scenes.append(Scene(image.image, _known_people(keypoints)))
             if len(scenes) == count:
                 return scenes
-    log.info("the demo world placed %d people in too few scenes; drawing stick figures", people)
+    log.info("the demo world rarely places %d people in one scene; drawing stick figures", people)
     return None
 
 

@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="decode the network's outputs, or outputs rendered from the generated people (a load that "
                    "follows --people even with random weights); auto: network with trained weights (default)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch and ONNX Runtime (0: their default)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (the torch backend and the baseline) "
+                   "and the Numba decoding (0: their default); ONNX Runtime keeps its default, as in PoseEstimator")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated clip and random weights")
     p.add_argument("--output-dir", default=".", help="where the JSON and PNG go (default: the current folder)")
     p.add_argument("--name", default="pose-stream-bench", help="file name stem of the JSON and PNG (default: %(default)s)")
