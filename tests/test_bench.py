@@ -3,7 +3,6 @@ real PoseEstimator, the torch FP16 option it takes."""
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -64,7 +63,7 @@ def test_baseline_decodes_rendered_people(rng, flip, joint_set):
     assert np.all(poses.scores > 0.5)
 
 
-def test_generated_scenes_show_the_people_asked_for(rng):
+def test_generated_scenes_show_the_people_asked_for():
     scenes = make_scenes(4, (192, 128), COCO, count=2, seed=3)
     assert len(scenes) == 2
     for scene in scenes:
@@ -86,7 +85,13 @@ def test_generated_scenes_come_from_the_demo_world_where_it_is_installed():
         np.testing.assert_array_equal(scene.people.visible, labelled)
 
 
-def test_end_to_end_steps_decode_the_rendered_people(tmp_path):
+def _bench_config():
+    from pose_stream.benchmarking import BenchConfig, parse_backends
+
+    return BenchConfig(backends=parse_backends("torch"), model="tiny_w8", input_sizes=((128, 192),), people=(3,))
+
+
+def test_end_to_end_steps_decode_the_rendered_people():
     """With random weights the bench decodes the outputs its generated people would give: the real estimator's
     aggregate and group stages must find exactly those people again."""
     from pose_stream.benchmarking.runner import _make_clip, _product_steps
@@ -100,12 +105,6 @@ def test_end_to_end_steps_decode_the_rendered_people(tmp_path):
             value = step(value, 0)
     assert [name for name, _ in steps] == ["read", "prepare", "infer", "aggregate", "group"]
     assert len(value) == 3 and grouped_early == [False]
-
-
-def _bench_config():
-    from pose_stream.benchmarking import BenchConfig, parse_backends
-
-    return BenchConfig(backends=parse_backends("torch"), model="tiny_w8", input_sizes=((128, 192),), people=(3,))
 
 
 def test_bench_reports_table_json_and_png(tmp_path, capsys):

@@ -89,7 +89,7 @@ def run_benchmark(config: BenchConfig, command: str = "", progress: bool = True)
                         report.rows.append(_engine_only(spec, config, model, onnx, size, batch, flip, any_clip, progress))
                         for people, clip in clips.items():
                             report.rows.append(_end_to_end(spec, config, weights, onnx, size, batch, flip, people,
-                                                           clip, decode_input, joint_set, progress))
+                                                           clip, decode_input, progress))
                 if config.baseline:
                     for people, clip in clips.items():
                         report.rows.append(_baseline(config, model, size, flip, people, clip, decode_input, progress))
@@ -232,8 +232,7 @@ def _engine_only(spec: BackendSpec, config: BenchConfig, model, onnx: str | None
 
 
 def _end_to_end(spec: BackendSpec, config: BenchConfig, weights: str, onnx: str | None, size: tuple[int, int],
-                batch: int, flip: bool, people: int | None, clip: Clip, decode_input: str, joint_set: JointSet,
-                progress: bool) -> BenchRow:
+                batch: int, flip: bool, people: int | None, clip: Clip, decode_input: str, progress: bool) -> BenchRow:
     base = dict(kind=END_TO_END, backend=spec.name, input_hw=size, batch=batch, flip=flip, people=people,
                 decode_input=decode_input)
     if batch > 1 and decode_input == "synthetic":
