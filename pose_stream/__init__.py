@@ -16,7 +16,12 @@ _LAZY = {
     "export_onnx": "pose_stream.export",
     "PoseStreamError": "pose_stream.errors",
     "JointSet": "pose_stream.joints",
-    "demo_frames": "pose_stream.train.animation",
+    "Pipeline": "pose_stream.pipeline",
+    "preprocess": "pose_stream.preprocessing",
+    "Transform": "pose_stream.preprocessing",
+    "decode": "pose_stream.decoding",
+    "Poses": "pose_stream.poses",
+    "PoseEstimator": "pose_stream.estimator",
     "demo_model_path": "pose_stream.train.demo",
 }
 
@@ -30,3 +35,4 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))
+

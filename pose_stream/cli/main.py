@@ -15,6 +15,10 @@ from pose_stream.errors import PoseStreamError
 # (subcommand, module): the order is the order `--help` lists them.
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("export", "pose_stream.cli.export"),
+    ("run", "pose_stream.cli.run"),
+    ("build-engine", "pose_stream.cli.build_engine"),
+    ("bench", "pose_stream.cli.bench"),
+    ("eval", "pose_stream.cli.eval"),
     ("synth", "pose_stream.cli.synth"),
     ("train", "pose_stream.cli.train"),
 ]

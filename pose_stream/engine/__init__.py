@@ -3,7 +3,20 @@ from __future__ import annotations
 
 from pose_stream.engine.base import Backend, BackendInfo
 
-__all__ = ["Backend", "BackendInfo", "OnnxRuntimeBackend", "TorchBackend"]
+__all__ = [
+    "Backend", "BackendInfo", "BuildResult", "CudaContext", "DeviceOutputs", "OnnxRuntimeBackend", "ShapeProfile",
+    "TensorRTBackend", "TorchBackend", "build_engine",
+]
+
+# TensorRT side: none of these import tensorrt or pycuda until they are used.
+_TENSORRT_NAMES = {
+    "TensorRTBackend": "pose_stream.engine.tensorrt_backend",
+    "DeviceOutputs": "pose_stream.engine.tensorrt_backend",
+    "build_engine": "pose_stream.engine.builder",
+    "BuildResult": "pose_stream.engine.builder",
+    "ShapeProfile": "pose_stream.engine.profiles",
+    "CudaContext": "pose_stream.engine.cuda_context",
+}
 
 
 def __getattr__(name: str):
@@ -16,4 +29,8 @@ def __getattr__(name: str):
         from pose_stream.engine.onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend
+    if name in _TENSORRT_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(_TENSORRT_NAMES[name]), name)
     raise AttributeError(name)

@@ -8,12 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from pose_stream.engine.base import Backend, BackendInfo
+from pose_stream.engine.ort_providers import gpu_providers, uses_fp16
 from pose_stream.errors import PoseStreamError
 
 log = logging.getLogger(__name__)
-
-# Preference order when providers="auto".
-_AUTO_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
 class OnnxRuntimeBackend(Backend):
@@ -21,7 +19,8 @@ class OnnxRuntimeBackend(Backend):
 
     Args:
         onnx_path: the model written by `export_onnx`.
-        providers: "auto" (the best available), or explicit provider names / (name, options) pairs.
+        providers: "auto" (the best available: TensorRT EP with its engine cache, CUDA, CPU), or explicit
+            provider names / (name, options) pairs, e.g. from `ort_providers.tensorrt_provider(fp16=True)`.
         threads: intra-op threads for the CPU provider (0 = ONNX Runtime's default).
     """
 
@@ -32,8 +31,7 @@ class OnnxRuntimeBackend(Backend):
         if not path.is_file():
             raise PoseStreamError(f"ONNX model not found: {path}")
         if providers == "auto":
-            available = set(ort.get_available_providers())
-            providers = [p for p in _AUTO_PROVIDERS if p in available]
+            providers = gpu_providers(set(ort.get_available_providers()))
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
@@ -57,7 +55,8 @@ class OnnxRuntimeBackend(Backend):
         self.num_joints = k
         used = self.session.get_providers()
         device = "cuda" if any(p != "CPUExecutionProvider" for p in used) else "cpu"
-        precision = "fp16" if inputs[0].type == "tensor(float16)" else "fp32"
+        fp16 = inputs[0].type == "tensor(float16)" or uses_fp16(self.session.get_provider_options())
+        precision = "fp16" if fp16 else "fp32"
         self.info = BackendInfo("onnxruntime", device, precision, "+".join(p.replace("ExecutionProvider", "") for p in used))
         self._closed = False
 

@@ -19,12 +19,16 @@ class Candidates:
         y: int32 (K, M) row of each peak.
         value: float32 (K, M) aggregated heatmap value, descending along M (ties keep index order).
         tags: float32 (K, M, L) tag vector at the peak.
+        neighbours: float32 (K, M, 4) or None: the aggregated heatmap at [x+1, x-1, y+1, y-1] of each peak
+            (indices clamped to the map), what the quarter-pixel adjust compares; lets grouping adjust without
+            the full maps (the CUDA path never copies them to the host).
     """
 
     x: np.ndarray
     y: np.ndarray
     value: np.ndarray
     tags: np.ndarray
+    neighbours: np.ndarray | None = None
 
     @property
     def num_joints(self) -> int:
@@ -46,3 +50,24 @@ class AggregatedMaps:
 
     heatmaps: np.ndarray
     tags: np.ndarray
+
+
+@dataclass(frozen=True)
+class RefinePeaks:
+    """Per person and joint, the refine peak: argmax over the map of heatmap - round(||tag - person mean tag||).
+
+    The argmax is the first maximum in row-major order. `neighbours` holds the heatmap at the four pixels the
+    quarter-pixel adjust compares, with indices clamped to the map: [x+1, x-1, y+1, y-1] as
+    hm[y, min(x+1, W-1)], hm[y, max(x-1, 0)], hm[min(y+1, H-1), x], hm[max(y-1, 0), x].
+
+    Attributes:
+        x: int32 (N, K) column of the peak.
+        y: int32 (N, K) row of the peak.
+        value: float32 (N, K) heatmap value at the peak (not the tag-penalised score).
+        neighbours: float32 (N, K, 4) heatmap at [x+1, x-1, y+1, y-1] (clamped).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    value: np.ndarray
+    neighbours: np.ndarray

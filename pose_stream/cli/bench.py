@@ -1,0 +1,104 @@
+"""`pose-stream bench`: FPS and per-stage latency by backend, input size, batch, flip and people, with a baseline."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from pose_stream.errors import PoseStreamError
+
+EXAMPLES = """\
+examples:
+  pose-stream bench --backend onnxruntime --people 10 --frames 200
+  pose-stream bench --backend torch-fp16,tensorrt --engine w32.engine --weights pose_higher_hrnet_w32_512.pth \\
+      --input-size 512x960,512x512 --batch 1,8 --people 1,10,30
+  pose-stream bench --backend torch --video street.mp4 --weights pose_higher_hrnet_w32_512.pth --flip both
+
+Writes a Markdown table to stdout, pose-stream-bench.json and pose-stream-bench.png (see --output-dir).
+Backends: torch (FP32), torch-fp16 (CUDA), onnxruntime, tensorrt (needs --engine), or all present here.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "bench", help="measure FPS and per-stage latency (engine-only, end-to-end, reference-style baseline)",
+        description="Time the network alone (engine-only), pose-stream's stages end to end, and a baseline organised "
+        "like the reference test script, over backends, input sizes, batch sizes, flip and people per frame. "
+        "Warm-up frames are excluded.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--backend", default="all", help="comma-separated: torch, torch-fp16, onnxruntime, tensorrt, or all "
+                   "(every one present here; default)")
+    p.add_argument("--input-size", default="512x960", help="comma-separated network input sizes HEIGHTxWIDTH or S "
+                   "(multiples of 64), e.g. 512x960,512x512,640 (default: %(default)s)")
+    p.add_argument("--batch", default="1", help="comma-separated batch sizes (default: %(default)s)")
+    p.add_argument("--flip", choices=("on", "off", "both"), default="on", help="flip test (default: %(default)s)")
+    p.add_argument("--people", default=None, help="comma-separated people per generated frame (default: 10)")
+    p.add_argument("--frames", type=int, default=200, help="timed frames per configuration (default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed frames before each configuration (default: %(default)s)")
+    p.add_argument("--baseline-frames", type=int, default=20, help="timed frames of the slow baseline (default: %(default)s)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the reference-style baseline")
+    p.add_argument("--model", default="w32_512", help="model config (default: %(default)s)")
+    p.add_argument("--weights", help="checkpoint (.pth); omitted: random weights, seeded")
+    p.add_argument("--onnx", help="ONNX model for the onnxruntime backend (default: exported from the model)")
+    p.add_argument("--engine", help="TensorRT engine for the tensorrt backend")
+    p.add_argument("--video", help="a video file instead of a generated clip (frames resized to the input size)")
+    p.add_argument("--decode-input", choices=("auto", "network", "synthetic"), default="auto",
+                   help="decode the network's outputs, or outputs rendered from the generated people (a load that "
+                   "follows --people even with random weights); auto: network with trained weights (default)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (the torch backend and the baseline) "
+                   "and the Numba decoding (0: their default); ONNX Runtime keeps its default, as in PoseEstimator")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated clip and random weights")
+    p.add_argument("--output-dir", default=".", help="where the JSON and PNG go (default: the current folder)")
+    p.add_argument("--name", default="pose-stream-bench", help="file name stem of the JSON and PNG (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def parse_int_list(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise PoseStreamError(f"{option} takes comma-separated whole numbers, got {text!r}") from None
+    if not values:
+        raise PoseStreamError(f"{option} needs at least one value")
+    return values
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    from pose_stream.cli.export import parse_size
+
+    return tuple(parse_size(part.strip()) for part in text.split(",") if part.strip())
+
+
+def build_config(args: argparse.Namespace):
+    from pose_stream.benchmarking import BenchConfig, parse_backends
+
+    people = parse_int_list(args.people, "--people") if args.people is not None else (None if args.video else (10,))
+    return BenchConfig(
+        backends=parse_backends(args.backend), input_sizes=parse_sizes(args.input_size),
+        batches=parse_int_list(args.batch, "--batch"), flips={"on": (True,), "off": (False,), "both": (False, True)}[args.flip],
+        people=people, frames=args.frames, warmup=args.warmup, baseline_frames=args.baseline_frames,
+        decode_input=args.decode_input, model=args.model, weights=args.weights, onnx=args.onnx, engine=args.engine,
+        video=args.video, baseline=not args.no_baseline, device=args.device, threads=args.threads, seed=args.seed,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    out_dir = Path(args.output_dir)
+    if not out_dir.is_dir():
+        raise PoseStreamError(f"--output-dir {out_dir} is not a folder")
+    if args.video and not Path(args.video).is_file():
+        raise PoseStreamError(f"video not found: {args.video}")
+    config = build_config(args)
+    from pose_stream.benchmarking import run_benchmark
+
+    command = "pose-stream " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "pose-stream bench"
+    report = run_benchmark(config, command=command, progress=not args.no_progress)
+    print(report.markdown())
+    json_path = report.write_json(out_dir / f"{args.name}.json")
+    png_path = report.plot(out_dir / f"{args.name}.png")
+    print(f"wrote {json_path} and {png_path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,269 @@
+"""`pose-stream run` (also `pose-stream --source X`): pose estimation on cameras, streams, files and the demo."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pose_stream.errors import PoseStreamError
+from pose_stream.pipeline.sinks import Sink
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = """\
+examples:
+  pose-stream --source demo
+      the synthetic demo (no camera, no weights needed; runs on a CPU)
+  pose-stream --source webcam --weights pose_higher_hrnet_w32_512.pth --show
+  pose-stream --source rtsp://user:pass@10.0.0.7:554/stream1 --engine w32_512_fp16.plan --json poses.jsonl
+  pose-stream --source rtsp://cam1/live --source rtsp://cam2/live --onnx w32.onnx --no-render --stats
+  pose-stream --source walk.mp4 --weights w32_512.pth --save walk_poses.mp4 --json walk.jsonl
+  pose-stream --source 'val2017/*.jpg' --weights w32_512.pth --coco-results results.json --no-render
+
+Live sources keep only the newest frame (stale frames are dropped and counted), reconnect forever with
+backoff (--reconnect-attempts N to give up), and use RTSP over TCP (--rtsp-transport udp to change).
+Files, folders and globs: every frame, in order. Ctrl-C stops capture, finishes frames in flight and
+finalises the output files.
+"""
+
+DEFAULT_MODEL = "w32_512"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from pose_stream.pipeline.sources import SOURCE_HELP
+
+    p = subparsers.add_parser(
+        "run", help="estimate poses on a camera, RTSP/HTTP stream, video, images or the demo",
+        description="Multi-person pose estimation on live video: capture -> infer -> aggregate -> group -> "
+        "outputs, one thread per stage.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g = p.add_argument_group("input")
+    g.add_argument("--source", action="append", required=True, metavar="SOURCE",
+                   help=f"{SOURCE_HELP}; repeat for several sources")
+    g.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames in total")
+
+    g = p.add_argument_group("model")
+    g.add_argument("--model", help=f"model config (default: {DEFAULT_MODEL}; the demo model for --source demo)")
+    w = g.add_mutually_exclusive_group()
+    w.add_argument("--weights", metavar="X.pth", help="PyTorch checkpoint")
+    w.add_argument("--onnx", metavar="X.onnx", help="ONNX model (pose-stream export)")
+    w.add_argument("--engine", metavar="X.plan", help="TensorRT engine (pose-stream build-engine)")
+    g.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto",
+                   help="inference backend (default: %(default)s: the fastest available)")
+    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    g.add_argument("--input-size", metavar="PIXELS",
+                   help="network input size of the short side, a multiple of 32 (default: the model's)")
+    g.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                   help="average with the horizontally flipped image (default: on)")
+
+    g = p.add_argument_group("outputs")
+    g.add_argument("--show", action="store_true", help="show a window with skeletons, FPS and latency")
+    g.add_argument("--save", metavar="OUT.mp4", help="write the annotated video (at the source frame rate)")
+    g.add_argument("--json", metavar="OUT.jsonl", help="write one JSON line per frame (flushed per frame)")
+    g.add_argument("--coco-results", metavar="OUT.json", help="write COCO keypoint results (image sources)")
+    g.add_argument("--no-render", action="store_true", help="draw nothing (headless throughput)")
+    g.add_argument("--stats", action="store_true", help="print live statistics and per-stage timings")
+
+    g = p.add_argument_group("live sources")
+    g.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp", help="default: %(default)s")
+    g.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS",
+                   help="open/read timeout; a stream without frames this long is stalled (default: %(default)s)")
+    g.add_argument("--reconnect-attempts", type=int, default=0, metavar="N",
+                   help="give up after N failed connection attempts in a row (default: 0, retry forever)")
+    # Also accepted after the subcommand, since `pose-stream -v --source X` becomes `pose-stream run -v --source X`.
+    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output (-vv: debug)")
+    p.set_defaults(func=run)
+
+
+def parse_input_size(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        size = int(text)
+    except ValueError:
+        raise PoseStreamError(f"bad --input-size {text!r}: expected a number of pixels such as 512") from None
+    if size < 32 or size % 32:
+        raise PoseStreamError(f"bad --input-size {size}: it must be a positive multiple of 32 (e.g. 512, 640)")
+    return size
+
+
+def demo_model() -> tuple[str, str | None]:
+    """(model config, weights) for `--source demo` when no model is given.
+
+    The hook for the demo's trained model; until it exists, a small network with random weights.
+    """
+    log.warning("no trained demo model yet: using small_w16 with random weights (the poses are meaningless)")
+    return "small_w16", None
+
+
+def make_estimator(args: argparse.Namespace) -> Any:
+    """The PoseEstimator the options describe (backend created later, in the pipeline's inference thread)."""
+    from pose_stream.estimator import PoseEstimator
+
+    return PoseEstimator(model=args.model, weights=args.weights, onnx=args.onnx, engine=args.engine,
+                         backend=args.backend, input_size=args.input_size, flip=args.flip, device=args.device)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Resolve defaults and reject bad combinations (one PoseStreamError each)."""
+    from pose_stream.pipeline.render import gui_available
+    from pose_stream.pipeline.sinks import HEADLESS_HINT
+
+    args.input_size = parse_input_size(args.input_size)
+    if args.max_frames is not None and args.max_frames < 1:
+        raise PoseStreamError("--max-frames must be at least 1")
+    if args.no_render and (args.show or args.save):
+        raise PoseStreamError("--no-render cannot be combined with --show or --save (they need drawn frames)")
+    if args.show and not gui_available():
+        raise PoseStreamError(f"--show: {HEADLESS_HINT}")
+    has_model = args.weights or args.onnx or args.engine
+    if not has_model:
+        if args.source != ["demo"]:
+            raise PoseStreamError("no model given: pass --weights X.pth, --onnx X.onnx or --engine X.plan "
+                                  "(only --source demo runs without one)")
+        if args.model is None:
+            args.model, args.weights = demo_model()
+    args.model = args.model or DEFAULT_MODEL
+    from pose_stream.models.config import get_config  # imports torch: after the cheap checks
+
+    try:
+        config = get_config(args.model)
+    except ValueError as exc:
+        raise PoseStreamError(str(exc)) from None
+    if args.input_size is None:
+        args.input_size = config.input_size
+    for path in (args.weights, args.onnx, args.engine):
+        if path and not os.path.isfile(path):
+            raise PoseStreamError(f"model file not found: {path}")
+
+
+def _build_sinks(args: argparse.Namespace) -> list:
+    from pose_stream.pipeline.render import gui_available
+    from pose_stream.pipeline.sinks import CocoResultsSink, JsonLinesSink, VideoSink, WindowSink
+
+    show = args.show
+    if not (args.show or args.save or args.json or args.coco_results or args.no_render):
+        show = gui_available() and (sys.platform != "linux" or bool(os.environ.get("DISPLAY")))
+        if not show:
+            print("pose-stream: no output chosen (--show, --save, --json, --coco-results): printing statistics only",
+                  file=sys.stderr)
+    sinks: list = []
+    if show:
+        sinks.append(WindowSink())
+    if args.save:
+        sinks.append(VideoSink(args.save))
+    if args.json:
+        sinks.append(JsonLinesSink(args.json))
+    if args.coco_results:
+        sinks.append(CocoResultsSink(args.coco_results))
+    return sinks
+
+
+class _ProgressSink(Sink):
+    """A progress bar for finite sources and, with --stats, a status line every few seconds (stderr)."""
+
+    INTERVAL = 2.0
+
+    def __init__(self, total: int | None, live_stats: bool) -> None:
+        self._total = total
+        self._live_stats = live_stats
+        self._bar: Any = None
+        self._next_line = time.monotonic() + self.INTERVAL
+        self.pipeline: Any = None
+
+    def start(self, context: Any) -> None:
+        from tqdm import tqdm
+
+        # disable=None: no bar when stderr is not a terminal (logs, CI, tests).
+        self._bar = tqdm(total=self._total, unit="frame", disable=None, dynamic_ncols=True, leave=False)
+
+    def write(self, result: Any) -> None:
+        self._bar.update(1)
+        if self._live_stats and time.monotonic() >= self._next_line and self.pipeline is not None:
+            self._next_line += self.INTERVAL
+            first = self.pipeline.refresh_stats().format_summary().splitlines()[0]
+            self._bar.write(first, file=sys.stderr)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+@contextmanager
+def _stop_on_signals(pipeline: Any) -> Iterator[None]:
+    """First Ctrl-C / SIGTERM: stop capture, drain, finalise. Second: abandon frames in flight."""
+    def handler(signum: int, frame: Any) -> None:
+        if pipeline.stopping:
+            pipeline.abort()
+        else:
+            pipeline.stop()
+            # os.write: print() is not safe inside a signal handler (re-entrant buffered I/O).
+            os.write(2, b"pose-stream: stopping (finishing frames in flight; again to abort)\n")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _quiet_opencv(verbosity: int) -> None:
+    """Keep OpenCV's and FFmpeg's own console messages (refused connections, timeouts) out of the output:
+    the source states and errors say the same in one line. -vv shows them again."""
+    if verbosity >= 2:
+        return
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pose_stream.pipeline import LiveOptions, Pipeline, PipelineConfig, ReconnectPolicy, open_source
+
+    _quiet_opencv(getattr(args, "verbose", 0))
+    if args.timeout <= 0 or args.reconnect_attempts < 0:
+        raise PoseStreamError("--timeout must be positive and --reconnect-attempts >= 0")
+    live = LiveOptions(transport=args.rtsp_transport, timeout=args.timeout,
+                       reconnect=ReconnectPolicy(max_attempts=args.reconnect_attempts or None))
+    sources = [open_source(spec, live) for spec in args.source]
+    for source in sources:
+        source.check()
+    _check_options(args)
+    sinks = _build_sinks(args)
+    totals = [s.expected_frames for s in sources]
+    total = None if None in totals or any(s.live for s in sources) else sum(totals)
+    if total is not None and args.max_frames:
+        total = min(total, args.max_frames)
+    progress = _ProgressSink(total, args.stats)
+
+    weights = args.weights or args.onnx or args.engine or "random weights"
+    print(f"pose-stream: model {args.model} ({weights}), input {args.input_size}, flip {'on' if args.flip else 'off'}; "
+          f"sources: {', '.join(s.source_id for s in sources)}", file=sys.stderr)
+    estimator = make_estimator(args)
+
+    def announce(info: Any) -> None:
+        print(f"pose-stream: backend {info if info is not None else 'unknown'}", file=sys.stderr, flush=True)
+
+    # Ctrl-C must end the process within 2 s: 1 s to finish frames in flight, then at most 0.7 s for threads.
+    config = PipelineConfig(max_frames=args.max_frames, drain_timeout=1.0, join_timeout=0.7)
+    pipeline = Pipeline(estimator, sources, [*sinks, progress], config, on_backend_ready=announce)
+    progress.pipeline = pipeline
+    if total is None and not args.stats:
+        print("pose-stream: running (Ctrl-C to stop)", file=sys.stderr)
+    with _stop_on_signals(pipeline):
+        stats = pipeline.run()
+    print(stats.format_summary(stages=args.stats))
+    for path in (args.save, args.json, args.coco_results):
+        if path:
+            print(f"wrote {path}")
+    return 0

@@ -1,0 +1,10 @@
+"""Accuracy: COCO keypoint evaluation (AP/AR with pycocotools) and the COCO results format."""
+from __future__ import annotations
+
+from pose_stream.evaluation.annotations import KeypointAnnotations, load_keypoint_annotations
+from pose_stream.evaluation.coco import STAT_NAMES, EvalReport, evaluate, poses_to_results, write_results
+
+__all__ = [
+    "STAT_NAMES", "EvalReport", "KeypointAnnotations", "evaluate", "load_keypoint_annotations",
+    "poses_to_results", "write_results",
+]

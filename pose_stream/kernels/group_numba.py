@@ -1,0 +1,595 @@
+"""Associative-embedding grouping in Numba: the fast CPU path, equal to group_ref on every input.
+
+Stages (all @njit, buffers pre-allocated per stream in `NumbaGrouper`):
+- match: joints in visit order, Hungarian assignment against the first max_people people (hungarian.py);
+- place: quarter-pixel adjust from the four neighbour values of each candidate, person scores;
+- refine request: each person's mean tag (from candidate tags, which are the tag maps at those pixels);
+- refine search: per joint ONE row-major pass over the heatmap serving all people missing that joint, with
+  the tag distance evaluated only where the heatmap value can still beat a person's best score
+  (score = heatmap - round(distance) <= heatmap); no per-person map is built;
+- refine apply: fill the missing joints found with a value > 0.
+
+The search can be replaced by any `RefineSearch` (the CUDA refine kernel gives the same RefineResult).
+Float arithmetic follows NumPy's in the reference (float32 pairwise sums for 1-D means, float32 refine
+scores, float64 matching distances), so results are identical, not merely close.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numba
+import numpy as np
+
+from pose_stream.kernels.grouping_types import Grouped, GroupingParams, Matching, RefineRequest, RefineResult
+from pose_stream.kernels.hungarian import MunkresWorkspace, munkres_into
+from pose_stream.kernels.types import AggregatedMaps, Candidates
+
+RefineSearch = Callable[[RefineRequest], RefineResult]
+
+_PADDING_COST = 1e10
+# Refine summarises the maps in tiles of this size to skip what cannot win, and first visits the tiles at
+# least REFINE_HOT hot (speed settings only: results do not depend on them).
+REFINE_TILE = 16
+REFINE_HOT = np.float32(0.1)
+
+
+# ---------------------------------------------------------------------------------------------- sums
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pairwise_sum_f32(values, n):
+    """NumPy's float32 add.reduce of values[:n] (pairwise, 8 accumulators; exact for n <= 128)."""
+    if n < 8:
+        total = np.float32(-0.0)
+        for i in range(n):
+            total += values[i]
+        return total
+    r0, r1, r2, r3 = values[0], values[1], values[2], values[3]
+    r4, r5, r6, r7 = values[4], values[5], values[6], values[7]
+    end = n - n % 8
+    for i in range(8, end, 8):
+        r0 += values[i]
+        r1 += values[i + 1]
+        r2 += values[i + 2]
+        r3 += values[i + 3]
+        r4 += values[i + 4]
+        r5 += values[i + 5]
+        r6 += values[i + 6]
+        r7 += values[i + 7]
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(end, n):
+        total += values[i]
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _mean_rows_f32(rows, n, out):
+    """out[:] = np.mean(rows[:n], axis=0) for float32 rows (n, L), with NumPy's summation order."""
+    tag_dim = rows.shape[1]
+    if tag_dim == 1:  # NumPy reduces a (n, 1) stack as one 1-D pairwise sum
+        out[0] = _pairwise_sum_f32(rows[:, 0], n) / np.float32(n)
+        return
+    for l in range(tag_dim):  # otherwise row by row
+        total = np.float32(0.0)
+        for i in range(n):
+            total += rows[i, l]
+        out[l] = total / np.float32(n)
+
+
+# ------------------------------------------------------------------------------------------- match
+@numba.njit(cache=True, nogil=True)
+def _new_person(person, joint, candidate, tag, joints, person_tags, tag_count, means):
+    joints[person, :] = -1
+    joints[person, joint] = candidate
+    person_tags[person, 0, :] = tag
+    tag_count[person] = 1
+    means[person, :] = tag
+
+
+@numba.njit(cache=True, nogil=True)
+def _match(
+    cand_value, cand_tags, visit_order, detection_threshold, tag_threshold, max_people, use_detection_value,
+    joints, person_tags, tag_count, means, kept, distance, cost, col_of_row,
+    work, star_in_row, star_in_col, prime_in_row, row_covered, col_covered, path,
+):
+    """Fill joints (N_max, K) with candidate indices; return the number of people."""
+    num_candidates = cand_value.shape[1]
+    tag_dim = cand_tags.shape[2]
+    num_people = 0
+    for step in range(visit_order.shape[0]):
+        joint = visit_order[step]
+        num_kept = 0
+        for m in range(num_candidates):
+            if cand_value[joint, m] > detection_threshold:
+                kept[num_kept] = m
+                num_kept += 1
+        if num_kept == 0:
+            continue
+        if num_people == 0:
+            for r in range(num_kept):
+                m = kept[r]
+                _new_person(num_people, joint, m, cand_tags[joint, m], joints, person_tags, tag_count, means)
+                num_people += 1
+            continue
+        num_grouped = min(num_people, max_people)
+        num_cols = max(num_kept, num_grouped)
+        for r in range(num_kept):
+            m = kept[r]
+            value = np.float64(cand_value[joint, m])
+            for c in range(num_grouped):
+                squared = 0.0
+                for l in range(tag_dim):
+                    diff = np.float64(cand_tags[joint, m, l]) - np.float64(means[c, l])
+                    squared += diff * diff
+                d = math.sqrt(squared)
+                distance[r, c] = d
+                cost[r, c] = np.rint(d) * 100.0 - value if use_detection_value else d
+            for c in range(num_grouped, num_cols):
+                cost[r, c] = _PADDING_COST
+        munkres_into(cost[:num_kept, :num_cols], work, star_in_row, star_in_col, prime_in_row,
+                     row_covered, col_covered, path, col_of_row)
+        for r in range(num_kept):
+            m = kept[r]
+            c = col_of_row[r]
+            if 0 <= c < num_grouped and distance[r, c] < tag_threshold:
+                joints[c, joint] = m
+                person_tags[c, tag_count[c], :] = cand_tags[joint, m]
+                tag_count[c] += 1
+                _mean_rows_f32(person_tags[c], tag_count[c], means[c])
+            else:
+                _new_person(num_people, joint, m, cand_tags[joint, m], joints, person_tags, tag_count, means)
+                num_people += 1
+    return num_people
+
+
+# ------------------------------------------------------------------------------------- adjust, score
+@numba.njit(cache=True, nogil=True, inline="always")
+def _offset(index, after, before):
+    # pixel index + 0.5, moved a quarter pixel towards the higher neighbour (after: index + 1)
+    return np.float32(index) + np.float32(0.75) if after > before else np.float32(index) + np.float32(0.25)
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_neighbours(heatmap, x, y, out):
+    height, width = heatmap.shape
+    out[0] = heatmap[y, min(x + 1, width - 1)]
+    out[1] = heatmap[y, max(x - 1, 0)]
+    out[2] = heatmap[min(y + 1, height - 1), x]
+    out[3] = heatmap[max(y - 1, 0), x]
+
+
+@numba.njit(cache=True, nogil=True)
+def candidate_neighbours_kernel(heatmaps, cand_x, cand_y, out):
+    """out float32 (K, M, 4): heatmap values at x+1, x-1, y+1, y-1 (clamped) of every candidate pixel."""
+    for joint in range(cand_x.shape[0]):
+        for m in range(cand_x.shape[1]):
+            _gather_neighbours(heatmaps[joint], cand_x[joint, m], cand_y[joint, m], out[joint, m])
+
+
+@numba.njit(cache=True, nogil=True)
+def _place(joints, cand_x, cand_y, cand_value, neighbours, adjust, keypoints, scores):
+    num_people, num_joints = joints.shape
+    values = np.empty(num_joints, np.float32)
+    for person in range(num_people):
+        for joint in range(num_joints):
+            m = joints[person, joint]
+            if m < 0:
+                keypoints[person, joint, 0] = 0.0
+                keypoints[person, joint, 1] = 0.0
+                keypoints[person, joint, 2] = 0.0
+                values[joint] = 0.0
+                continue
+            x = cand_x[joint, m]
+            y = cand_y[joint, m]
+            if adjust:
+                nb = neighbours[joint, m]
+                keypoints[person, joint, 0] = _offset(x, nb[0], nb[1])
+                keypoints[person, joint, 1] = _offset(y, nb[2], nb[3])
+            else:
+                keypoints[person, joint, 0] = x
+                keypoints[person, joint, 1] = y
+            keypoints[person, joint, 2] = cand_value[joint, m]
+            values[joint] = cand_value[joint, m]
+        scores[person] = _pairwise_sum_f32(values, num_joints) / np.float32(num_joints)
+
+
+# -------------------------------------------------------------------------------------------- refine
+@numba.njit(cache=True, nogil=True)
+def _refine_means(joints, cand_tags, rows, means):
+    num_people, num_joints = joints.shape
+    for person in range(num_people):
+        n = 0
+        for joint in range(num_joints):
+            m = joints[person, joint]
+            if m >= 0:
+                rows[n, :] = cand_tags[joint, m]
+                n += 1
+        _mean_rows_f32(rows, n, means[person])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _refine_score(heat, tag_row, mean):
+    # heat - round(||tag - mean||) in float32, as the reference's NumPy expression computes it
+    diff = tag_row[0] - mean[0]
+    squared = diff * diff
+    for l in range(1, tag_row.shape[0]):
+        diff = tag_row[l] - mean[l]
+        squared += diff * diff
+    return heat - np.rint(np.sqrt(squared))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _improves(score, index, best, best_index):
+    # the first maximum in row-major order wins
+    return score > best or (score == best and index < best_index)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _tile_maxima(heat, tile, hottest):
+    """hottest (tiles,): the largest heat of each TILE x TILE tile (row-major tiles). fastmath lets the
+    maxima vectorise; max is exact in any order for the finite values of a heatmap."""
+    height, width = heat.shape
+    tiles_x = (width + tile - 1) // tile
+    hottest[:] = -np.inf
+    for y in range(height):
+        row = (y // tile) * tiles_x
+        for tx in range(tiles_x):
+            x0 = tx * tile
+            top = heat[y, x0]
+            for x in range(x0 + 1, min(x0 + tile, width)):
+                top = max(top, heat[y, x])
+            hottest[row + tx] = max(hottest[row + tx], top)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _tile_tag_box(tags, tile, tiles_x, t, box):
+    """box (2, 2): min and max of the tile's tags in the first two tag dimensions (the second is 0 for L=1)."""
+    height, width = tags.shape[0], tags.shape[1]
+    y0 = (t // tiles_x) * tile
+    x0 = (t - (t // tiles_x) * tiles_x) * tile
+    lo0 = tags[y0, x0, 0]
+    hi0 = lo0
+    lo1 = np.float32(0.0)
+    hi1 = np.float32(0.0)
+    two = tags.shape[2] >= 2
+    if two:
+        lo1 = tags[y0, x0, 1]
+        hi1 = lo1
+    for y in range(y0, min(y0 + tile, height)):
+        for x in range(x0, min(x0 + tile, width)):
+            lo0 = min(lo0, tags[y, x, 0])
+            hi0 = max(hi0, tags[y, x, 0])
+            if two:
+                lo1 = min(lo1, tags[y, x, 1])
+                hi1 = max(hi1, tags[y, x, 1])
+    box[0, 0] = lo0
+    box[0, 1] = lo1
+    box[1, 0] = hi0
+    box[1, 1] = hi1
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _all_tag_boxes(tags, tile, boxes):
+    """_tile_tag_box for every tile, in one row-major pass (tile by tile, rows far apart miss the cache)."""
+    height, width = tags.shape[0], tags.shape[1]
+    tiles_x = (width + tile - 1) // tile
+    two = tags.shape[2] >= 2
+    boxes[:, 0, :] = np.inf
+    boxes[:, 1, :] = -np.inf
+    if not two:
+        boxes[:, :, 1] = 0.0
+    for y in range(height):
+        row = (y // tile) * tiles_x
+        for tx in range(tiles_x):
+            x0 = tx * tile
+            lo0 = tags[y, x0, 0]
+            hi0 = lo0
+            for x in range(x0 + 1, min(x0 + tile, width)):
+                lo0 = min(lo0, tags[y, x, 0])
+                hi0 = max(hi0, tags[y, x, 0])
+            t = row + tx
+            boxes[t, 0, 0] = min(boxes[t, 0, 0], lo0)
+            boxes[t, 1, 0] = max(boxes[t, 1, 0], hi0)
+            if two:
+                lo1 = tags[y, x0, 1]
+                hi1 = lo1
+                for x in range(x0 + 1, min(x0 + tile, width)):
+                    lo1 = min(lo1, tags[y, x, 1])
+                    hi1 = max(hi1, tags[y, x, 1])
+                boxes[t, 0, 1] = min(boxes[t, 0, 1], lo1)
+                boxes[t, 1, 1] = max(boxes[t, 1, 1], hi1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _tile_bound(mean, t, hottest, boxes, dims):
+    """Highest score any pixel of tile t can have: its hottest heat minus the rounded distance from the mean
+    tag to the tile's tag box (less a margin that keeps the bound safe against float32 distance rounding)."""
+    gap = 0.0
+    for d in range(dims):
+        m_d = np.float64(mean[d])
+        if m_d < boxes[t, 0, d]:
+            gap += (boxes[t, 0, d] - m_d) ** 2
+        elif m_d > boxes[t, 1, d]:
+            gap += (m_d - boxes[t, 1, d]) ** 2
+    return hottest[t] - np.float32(np.rint(max(math.sqrt(gap) - 1e-4, 0.0)))
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_tile(heat, tags, mean, t, tile, tiles_x, top, top_index):
+    height, width = heat.shape
+    y0 = (t // tiles_x) * tile
+    x0 = (t - (t // tiles_x) * tiles_x) * tile
+    for y in range(y0, min(y0 + tile, height)):
+        for x in range(x0, min(x0 + tile, width)):
+            h = heat[y, x]
+            i = y * width + x
+            if h < top or (h == top and i >= top_index):
+                continue  # score <= heat: it cannot win
+            s = _refine_score(h, tags[y, x], mean)
+            if _improves(s, i, top, top_index):
+                top = s
+                top_index = i
+    return top, top_index
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _worth_scanning(bound, t, tile, tiles_x, width, top, top_index):
+    # a tile whose bound only ties the best matters only if it holds an earlier pixel
+    first = (t // tiles_x) * tile * width + (t - (t // tiles_x) * tiles_x) * tile
+    return bound > top or (bound == top and first < top_index)
+
+
+@numba.njit(cache=True, nogil=True)
+def _search_joint(heat, tags, cand_index, means, persons, best, best_index, tile, hot, hottest, boxes, boxed):
+    """Exact refine argmax on one joint's maps (heat (H, W), tags (H, W, L)) for the people `persons`.
+
+    Since score = heat - round(distance) <= heat, a tile can be skipped when its hottest pixel minus the
+    rounded distance from the mean tag to the tile's tag box cannot reach the best score so far.
+    1. Start from the best candidate pixel (a true score).
+    2. Visit the tiles at least `hot` hot, hottest first; stop at the first one colder than the best.
+       A best >= hot is final: every other tile is colder.
+    3. Otherwise rank the remaining tiles by their bound and scan them until the bound falls below the best.
+    Tag boxes are computed when first needed (all at once for step 3). Ties go to the first pixel in
+    row-major order.
+    """
+    height, width = heat.shape
+    tiles_x = (width + tile - 1) // tile
+    num_tiles = hottest.shape[0]
+    dims = min(tags.shape[2], 2)
+    order = np.argsort(-hottest)
+    num_hot = 0
+    while num_hot < num_tiles and hottest[order[num_hot]] >= hot:
+        num_hot += 1
+    boxed[:] = False
+    all_boxed = False
+    bounds = np.empty(num_tiles - num_hot, np.float32)
+    open_tiles = np.empty(num_tiles - num_hot, np.int64)
+    for q in range(persons.shape[0]):
+        mean = means[persons[q]]
+        top = -np.inf
+        top_index = height * width
+        for m in range(cand_index.shape[0]):
+            i = cand_index[m]
+            y = i // width
+            s = _refine_score(heat[y, i - y * width], tags[y, i - y * width], mean)
+            if _improves(s, i, top, top_index):
+                top = s
+                top_index = i
+        for n in range(num_hot):
+            t = order[n]
+            if hottest[t] < top:
+                break
+            if not boxed[t]:
+                _tile_tag_box(tags, tile, tiles_x, t, boxes[t])
+                boxed[t] = True
+            if _worth_scanning(_tile_bound(mean, t, hottest, boxes, dims), t, tile, tiles_x, width, top, top_index):
+                top, top_index = _scan_tile(heat, tags, mean, t, tile, tiles_x, top, top_index)
+        if top < hot and num_hot < num_tiles:
+            if not all_boxed:
+                _all_tag_boxes(tags, tile, boxes)
+                boxed[:] = True
+                all_boxed = True
+            # rank only the tiles that could still win
+            num_open = 0
+            for n in range(num_hot, num_tiles):
+                bound = _tile_bound(mean, order[n], hottest, boxes, dims)
+                if bound >= top:
+                    bounds[num_open] = bound
+                    open_tiles[num_open] = order[n]
+                    num_open += 1
+            ranked = np.argsort(-bounds[:num_open])
+            for r in range(num_open):
+                n = ranked[r]
+                t = open_tiles[n]
+                if bounds[n] < top:
+                    break
+                if _worth_scanning(bounds[n], t, tile, tiles_x, width, top, top_index):
+                    top, top_index = _scan_tile(heat, tags, mean, t, tile, tiles_x, top, top_index)
+        best[q] = top
+        best_index[q] = top_index
+
+
+@numba.njit(cache=True, nogil=True)
+def _refine_search(heatmaps, tagmaps, cand_x, cand_y, means, pending, tile,
+                   out_x, out_y, out_value, out_neighbours):
+    num_joints, height, width = heatmaps.shape
+    num_people = pending.shape[0]
+    num_tiles = ((height + tile - 1) // tile) * ((width + tile - 1) // tile)
+    persons = np.empty(num_people, np.int64)
+    best = np.empty(num_people, np.float32)
+    best_index = np.empty(num_people, np.int64)
+    cand_index = np.empty(cand_x.shape[1], np.int64)
+    hottest = np.empty(num_tiles, np.float32)
+    boxes = np.empty((num_tiles, 2, 2), np.float32)
+    boxed = np.empty(num_tiles, np.bool_)
+    for joint in range(num_joints):
+        count = 0
+        for person in range(num_people):
+            if pending[person, joint]:
+                persons[count] = person
+                count += 1
+        if count == 0:
+            continue
+        for m in range(cand_x.shape[1]):
+            cand_index[m] = cand_y[joint, m] * width + cand_x[joint, m]
+        _tile_maxima(heatmaps[joint], tile, hottest)
+        _search_joint(heatmaps[joint], tagmaps[joint], cand_index, means, persons[:count], best, best_index,
+                      tile, REFINE_HOT, hottest, boxes, boxed)
+        for q in range(count):
+            person = persons[q]
+            y = best_index[q] // width
+            x = best_index[q] - y * width
+            out_x[person, joint] = x
+            out_y[person, joint] = y
+            out_value[person, joint] = heatmaps[joint, y, x]
+            _gather_neighbours(heatmaps[joint], x, y, out_neighbours[person, joint])
+
+
+@numba.njit(cache=True, nogil=True)
+def _refine_apply(keypoints, pending, rx, ry, rvalue, rneighbours):
+    num_people, num_joints = pending.shape
+    for person in range(num_people):
+        for joint in range(num_joints):
+            if pending[person, joint] and rvalue[person, joint] > 0:
+                nb = rneighbours[person, joint]
+                keypoints[person, joint, 0] = _offset(rx[person, joint], nb[0], nb[1])
+                keypoints[person, joint, 1] = _offset(ry[person, joint], nb[2], nb[3])
+                keypoints[person, joint, 2] = rvalue[person, joint]
+
+
+# ------------------------------------------------------------------------------------------ wrapper
+def candidate_neighbours(heatmaps: np.ndarray, cands: Candidates) -> np.ndarray:
+    """float32 (K, M, 4): heatmap values at x+1, x-1, y+1, y-1 of every candidate (indices clamped)."""
+    out = np.empty(cands.x.shape + (4,), np.float32)
+    candidate_neighbours_kernel(np.ascontiguousarray(heatmaps, np.float32), cands.x, cands.y, out)
+    return out
+
+
+class NumbaGrouper:
+    """Grouping for one stream: stage methods and buffers sized once per (K, M, L).
+
+    Args:
+        visit_order: the joint set's grouping order (JointSet.visit_order).
+        params: grouping settings.
+    """
+
+    def __init__(self, visit_order: Sequence[int], params: GroupingParams = GroupingParams()) -> None:
+        self.visit_order = np.asarray(visit_order, np.int64)
+        self.params = params
+        self._shape: tuple[int, int, int] | None = None
+
+    def _buffers(self, cands: Candidates) -> None:
+        k, m = cands.value.shape
+        tag_dim = cands.tags.shape[2]
+        if self._shape == (k, m, tag_dim):
+            return
+        if self.visit_order.shape[0] != k or sorted(self.visit_order.tolist()) != list(range(k)):
+            raise ValueError(f"visit_order must be a permutation of the {k} joints")
+        if k > 128:
+            raise ValueError("at most 128 joints are supported")  # exactness of the float32 pairwise sums
+        size = max(m, self.params.max_people)
+        self._max_people = k * m  # every kept candidate could start a person
+        self._joints = np.empty((self._max_people, k), np.int32)
+        self._person_tags = np.empty((self._max_people, k, tag_dim), np.float32)
+        self._tag_count = np.empty(self._max_people, np.int64)
+        self._means = np.empty((self._max_people, tag_dim), np.float32)
+        self._kept = np.empty(m, np.int64)
+        self._distance = np.empty((m, size), np.float64)
+        self._cost = np.empty((m, size), np.float64)
+        self._col_of_row = np.empty(m, np.int64)
+        self._munkres = MunkresWorkspace(size)
+        self._rows = np.empty((k, tag_dim), np.float32)
+        self._shape = (k, m, tag_dim)
+
+    def match(self, cands: Candidates) -> Matching:
+        self._buffers(cands)
+        p, ws = self.params, self._munkres
+        n = _match(
+            cands.value, cands.tags, self.visit_order, p.detection_threshold, p.tag_threshold, p.max_people,
+            p.use_detection_value, self._joints, self._person_tags, self._tag_count, self._means, self._kept,
+            self._distance, self._cost, self._col_of_row,
+            ws.work, ws.star_in_row, ws.star_in_col, ws.prime_in_row, ws.row_covered, ws.col_covered, ws.path,
+        )
+        return Matching(self._joints[:n].copy())
+
+    def place(self, cands: Candidates, matching: Matching, neighbours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints float32 (N, K, 3) and scores float32 (N,); neighbours float32 (K, M, 4)."""
+        n, k = matching.joints.shape
+        keypoints = np.empty((n, k, 3), np.float32)
+        scores = np.empty(n, np.float32)
+        _place(matching.joints, cands.x, cands.y, cands.value, neighbours, self.params.adjust, keypoints, scores)
+        return keypoints, scores
+
+    def refine_request(self, cands: Candidates, matching: Matching) -> RefineRequest:
+        self._buffers(cands)
+        means = np.empty((matching.num_people, cands.tags.shape[2]), np.float32)
+        _refine_means(matching.joints, cands.tags, self._rows, means)
+        return RefineRequest(means, matching.joints < 0)
+
+    @staticmethod
+    def refine_search(maps: AggregatedMaps, cands: Candidates, request: RefineRequest) -> RefineResult:
+        """The CPU refine search over the aggregated maps."""
+        n, k = request.pending.shape
+        x = np.zeros((n, k), np.int32)
+        y = np.zeros((n, k), np.int32)
+        value = np.zeros((n, k), np.float32)
+        neighbours = np.zeros((n, k, 4), np.float32)
+        _refine_search(
+            np.ascontiguousarray(maps.heatmaps, np.float32), np.ascontiguousarray(maps.tags, np.float32),
+            cands.x, cands.y, request.mean_tags, request.pending, REFINE_TILE, x, y, value, neighbours,
+        )
+        return RefineResult(x, y, value, neighbours)
+
+    @staticmethod
+    def refine_apply(keypoints: np.ndarray, request: RefineRequest, result: RefineResult) -> np.ndarray:
+        """Fill pending joints in place (value > 0); returns keypoints."""
+        _refine_apply(keypoints, request.pending, result.x, result.y, result.value, result.neighbours)
+        return keypoints
+
+    def group(
+        self,
+        cands: Candidates,
+        maps: AggregatedMaps | None = None,
+        *,
+        neighbours: np.ndarray | None = None,
+        refine_search: RefineSearch | None = None,
+    ) -> Grouped:
+        """Candidates -> people in network-input pixels.
+
+        Args:
+            cands: top-M candidates per joint.
+            maps: the aggregated maps (host). Needed unless both neighbours and refine_search are given
+                (the GPU path, where the maps stay on the device).
+            neighbours: float32 (K, M, 4) candidate neighbour values; computed from maps when None.
+            refine_search: replaces the CPU search (e.g. the CUDA refine kernel).
+        """
+        cands = _contiguous(cands)
+        if neighbours is None:
+            if maps is None:
+                raise ValueError("group() needs the maps or the candidate neighbours")
+            neighbours = candidate_neighbours(maps.heatmaps, cands)
+        matching = self.match(cands)
+        keypoints, scores = self.place(cands, matching, neighbours)
+        if self.params.refine and matching.num_people:
+            request = self.refine_request(cands, matching)
+            if refine_search is None:
+                if maps is None:
+                    raise ValueError("refine needs the maps or a refine_search")
+                result = self.refine_search(maps, cands, request)
+            else:
+                result = refine_search(request)
+            self.refine_apply(keypoints, request, result)
+        return Grouped(keypoints, scores, matching.joints)
+
+
+def _contiguous(cands: Candidates) -> Candidates:
+    return Candidates(
+        np.ascontiguousarray(cands.x, np.int32), np.ascontiguousarray(cands.y, np.int32),
+        np.ascontiguousarray(cands.value, np.float32), np.ascontiguousarray(cands.tags, np.float32),
+    )
+
+
+def group(
+    cands: Candidates, maps: AggregatedMaps, visit_order: Sequence[int], params: GroupingParams = GroupingParams()
+) -> Grouped:
+    """One-shot grouping (same signature as group_ref.group); use NumbaGrouper for streams."""
+    return NumbaGrouper(visit_order, params).group(cands, maps)

@@ -1,0 +1,113 @@
+"""Settings and data passed between the grouping stages. Shape glossary as in kernels/types.py:
+
+K joints, M candidates per joint, L tag dimensions, H x W the network-input resolution, N people.
+
+Grouping runs in stages so that the expensive refine search can run elsewhere (the CUDA refine kernel):
+match -> adjust + score -> refine request -> refine search (CPU or GPU) -> refine apply -> image coordinates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Order of the four neighbour values everywhere (the aggregation's RefinePeaks uses the same):
+# x+1, x-1, y+1, y-1, each index clamped to the map.
+NEIGHBOURS = ("right", "left", "down", "up")
+
+
+@dataclass(frozen=True)
+class GroupingParams:
+    """Associative-embedding grouping settings (defaults: the released COCO configs).
+
+    Attributes:
+        max_people: only the first max_people people (creation order) take part in matching; also the
+            number of candidates per joint. People beyond it are still reported (no cap on the output).
+        detection_threshold: candidates with value <= this are dropped.
+        tag_threshold: a matched candidate joins a person only if the L2 tag distance is below this.
+        use_detection_value: cost = round(distance) * 100 - value (else the raw distance).
+        adjust: quarter-pixel offset towards the higher neighbour.
+        refine: fill unassigned joints from the tag-aware argmax of each joint's map.
+    """
+
+    max_people: int = 30
+    detection_threshold: float = 0.1
+    tag_threshold: float = 1.0
+    use_detection_value: bool = True
+    adjust: bool = True
+    refine: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_people < 1:
+            raise ValueError(f"max_people must be at least 1, got {self.max_people}")
+        if self.detection_threshold < 0:
+            # Refine tells assigned joints by value > 0, as the reference does; that needs values above 0.
+            raise ValueError(f"detection_threshold must be >= 0, got {self.detection_threshold}")
+        if self.tag_threshold <= 0:
+            raise ValueError(f"tag_threshold must be positive, got {self.tag_threshold}")
+
+
+@dataclass(frozen=True)
+class Matching:
+    """Result of matching: which candidate each person holds per joint.
+
+    Attributes:
+        joints: int32 (N, K): candidate index m into the joint's candidates, -1 where unassigned.
+    """
+
+    joints: np.ndarray
+
+    @property
+    def num_people(self) -> int:
+        return int(self.joints.shape[0])
+
+
+@dataclass(frozen=True)
+class RefineRequest:
+    """What the refine search needs per person (computed on the CPU from the candidates).
+
+    Attributes:
+        mean_tags: float32 (N, L): mean tag of each person's assigned joints (joint-index order).
+        pending: bool (N, K): joints to search for (the unassigned ones).
+    """
+
+    mean_tags: np.ndarray
+    pending: np.ndarray
+
+
+@dataclass(frozen=True)
+class RefineResult:
+    """Outcome of the refine search, per person and joint (meaningful where the request was pending).
+
+    For each (n, k): the first row-major argmax of heatmap_k - round(||tagmap_k - mean_tags[n]||).
+    Same fields and meaning as the aggregation's `RefinePeaks` (its CUDA refine kernel fills one).
+
+    Attributes:
+        x, y: int32 (N, K) pixel of the argmax.
+        value: float32 (N, K) heatmap value at the argmax.
+        neighbours: float32 (N, K, 4) heatmap values around it, in NEIGHBOURS order.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    value: np.ndarray
+    neighbours: np.ndarray
+
+
+@dataclass(frozen=True)
+class Grouped:
+    """People found by grouping, in network-input pixels (before mapping to the image).
+
+    Attributes:
+        keypoints: float32 (N, K, 3): x, y (pixel index + 0.5 +- 0.25) and value; zeros for missing joints.
+        scores: float32 (N,): mean joint value after adjust, before refine.
+        joints: int32 (N, K): the matched candidate per joint, -1 where matching left it unassigned.
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    joints: np.ndarray
+
+    @property
+    def num_people(self) -> int:
+        return int(self.keypoints.shape[0])

@@ -1,0 +1,354 @@
+"""The streaming pipeline: capture -> prepare + infer -> aggregate -> group -> sinks, one thread per stage.
+
+    capture (one thread per source) --FrameMux--> infer --queue--> aggregate --queue--> group --queue--> output
+                                                    ^ owns the backend                            (caller's thread)
+
+Rules every thread follows: it sends END downstream in a `finally`; every blocking get/put waits in short
+slices and watches the abort event; any exception records the failure and aborts the others, and `run`
+raises it once everything has stopped. `stop()` (Ctrl-C) ends capture, lets what is in flight finish for up
+to `drain_timeout` seconds, then finalises the sinks.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pose_stream.errors import PoseStreamError
+from pose_stream.pipeline.channels import END, Aborted, FrameMux, StageQueue
+from pose_stream.pipeline.frames import Frame, FrameResult, Work
+from pose_stream.pipeline.protocols import StageEstimator
+from pose_stream.pipeline.render import draw_overlay, draw_poses
+from pose_stream.pipeline.sinks import Sink, SinkContext
+from pose_stream.pipeline.sources import Source, SourceState
+from pose_stream.pipeline.stats import PipelineStats
+
+log = logging.getLogger(__name__)
+
+THREAD_PREFIX = "pose-stream"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """How the pipeline runs.
+
+    Attributes:
+        max_frames: stop after this many frames in total (None: until every source ends or stop()).
+        queue_size: capacity of each queue between stages (small: latency, not throughput, is the goal).
+        file_buffer: frames read ahead per file source.
+        drain_timeout: after stop(), seconds to finish frames in flight before abandoning them.
+        join_timeout: seconds to wait for all threads to finish when the run ends.
+        aggregate_in_infer_thread: run `aggregate` in the inference thread (for estimators whose aggregation
+            uses the backend's CUDA context) instead of a thread of its own.
+        overlay: write FPS, latency and source state on rendered frames.
+    """
+
+    max_frames: int | None = None
+    queue_size: int = 2
+    file_buffer: int = 4
+    drain_timeout: float = 1.5
+    join_timeout: float = 2.0
+    aggregate_in_infer_thread: bool = False
+    overlay: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError("max_frames must be at least 1")
+        if self.queue_size < 1 or self.file_buffer < 1:
+            raise ValueError("queue_size and file_buffer must be at least 1")
+        if self.drain_timeout < 0 or self.join_timeout <= 0:
+            raise ValueError("drain_timeout must be >= 0 and join_timeout > 0")
+
+
+class PipelineError(PoseStreamError):
+    """A stage failed with an unexpected error (domain errors are re-raised as they are)."""
+
+
+class Pipeline:
+    """Runs sources through a stage estimator into sinks. Use once: `stats = Pipeline(...).run()`.
+
+    Args:
+        estimator: the four stages and close(). The pipeline owns it from here: its inference thread makes
+            the first `infer` call (creating the backend) and calls `close()` when it ends.
+        sources: one capture thread each.
+        sinks: outputs, fed in the thread that calls run().
+        on_backend_ready: called once from the inference thread after the first inference, with the
+            estimator's `backend_info` (None if it has none).
+    """
+
+    def __init__(self, estimator: StageEstimator, sources: Sequence[Source], sinks: Sequence[Sink] = (),
+                 config: PipelineConfig | None = None,
+                 on_backend_ready: Callable[[Any], None] | None = None) -> None:
+        if not sources:
+            raise PoseStreamError("no source to read")
+        self.estimator = estimator
+        self.sources = list(sources)
+        self.sinks = list(sinks)
+        self.config = config or PipelineConfig()
+        self._on_backend_ready = on_backend_ready
+        self._stop = threading.Event()     # capture ends; frames in flight still finish
+        self._abort = threading.Event()    # everything ends now
+        self._outputs_done = threading.Event()
+        self._stop_deadline: float | None = None
+        self._failure: tuple[str, BaseException] | None = None
+        self._failure_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._ran = False
+        self.mux = FrameMux([s.live for s in self.sources], self.config.file_buffer, self._stop, self._abort,
+                            limit=self.config.max_frames)
+        size = self.config.queue_size
+        self._inferred = StageQueue("infer->aggregate", size, self._abort)
+        self._aggregated = StageQueue("aggregate->group", size, self._abort)
+        self._grouped = StageQueue("group->output", size, self._abort)
+        self.stats = PipelineStats([s.source_id for s in self.sources])
+        self.refresh_stats()
+
+    # -- control (safe from signal handlers and other threads) -------------------------------------
+
+    def stop(self) -> None:
+        """Stop capturing, finish the frames in flight (for up to drain_timeout), finalise outputs."""
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.config.drain_timeout
+        self._stop.set()
+
+    def abort(self) -> None:
+        """Stop now, abandoning frames in flight (outputs are still finalised)."""
+        self._stop.set()
+        self._abort.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def run(self) -> PipelineStats:
+        """Process until every source ends, max_frames, stop() or a failure; return the statistics.
+
+        Raises the failing stage's PoseStreamError as it is, or PipelineError for anything unexpected.
+        """
+        if self._ran:
+            raise RuntimeError("a Pipeline runs once; make a new one")
+        self._ran = True
+        started: list[Sink] = []
+        clean = False
+        try:
+            context = SinkContext(self.sources, self.stop)
+            for sink in self.sinks:
+                sink.start(context)
+                started.append(sink)
+            self._start_threads()
+            clean = self._output_loop()
+        except BaseException as exc:  # noqa: BLE001 - recorded and re-raised below, after shutdown
+            self._fail("output", exc)
+        finally:
+            self._shutdown(started, clean)
+        if self._failure is not None:
+            stage, exc = self._failure
+            if isinstance(exc, PoseStreamError):
+                raise exc
+            if isinstance(exc, KeyboardInterrupt):
+                raise exc
+            raise PipelineError(f"the {stage} stage failed: {type(exc).__name__}: {exc}") from exc
+        return self.stats
+
+    def refresh_stats(self) -> PipelineStats:
+        """Copy source states, drops and queue fill into `stats` (the output stage calls it as it goes)."""
+        self.stats.source_status = [s.status.snapshot() for s in self.sources]
+        self.stats.input_drops = list(self.mux.drops)
+        self.stats.queues = [q.stats for q in (self._inferred, self._aggregated, self._grouped)]
+        return self.stats
+
+    def _start_threads(self) -> None:
+        targets: list[tuple[str, Callable[..., None], tuple]] = [
+            (f"capture-{i}", self._capture, (i, source)) for i, source in enumerate(self.sources)
+        ]
+        targets.append(("infer", self._infer_loop, ()))
+        if self.config.aggregate_in_infer_thread:
+            targets.append(("aggregate", self._stage_loop, ("aggregate", None, self._inferred, self._aggregated)))
+        else:
+            targets.append(("aggregate", self._stage_loop,
+                            ("aggregate", self.estimator.aggregate, self._inferred, self._aggregated)))
+        targets.append(("group", self._stage_loop, ("group", self.estimator.group, self._aggregated, self._grouped)))
+        for name, target, args in targets:
+            # Daemon: a thread stuck in native code (a read, a long inference) must not keep the process alive
+            # after run() has given up on it; normally every thread is joined before run() returns.
+            thread = threading.Thread(target=target, args=args, name=f"{THREAD_PREFIX}-{name}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _fail(self, stage: str, exc: BaseException) -> None:
+        with self._failure_lock:
+            first = self._failure is None
+            if first:
+                self._failure = (stage, exc)
+        if first:
+            if isinstance(exc, (PoseStreamError, KeyboardInterrupt)):
+                log.debug("%s stage stopped the pipeline: %s", stage, exc)
+            else:
+                log.error("%s stage failed: %s: %s", stage, type(exc).__name__, exc, exc_info=exc)
+        self.abort()
+
+    # -- stage threads -------------------------------------------------------------------------------
+
+    def _capture(self, index: int, source: Source) -> None:
+        images = source.images(self._stop)
+        failed = False
+        try:
+            for seq, captured in enumerate(images):
+                if not self.mux.put(index, Frame.of(captured, source.source_id, index, seq)):
+                    break
+        except BaseException as exc:  # noqa: BLE001 - recorded; run() raises it
+            failed = True
+            source.status.last_error = str(exc)
+            source.status.set_state(SourceState.FAILED, str(exc))
+            self._fail(f"capture ({source.source_id})", exc)
+        finally:
+            images.close()  # runs the generator's finally: the capture is released in this thread
+            if not failed:
+                source.status.set_state(SourceState.ENDED)
+            self.mux.end(index)
+
+    def _infer_loop(self) -> None:
+        estimator = self.estimator
+        fused = self.config.aggregate_in_infer_thread
+        announced = False
+        try:
+            while True:
+                frame = self.mux.get()
+                if frame is END:
+                    break
+                work = Work(frame)
+                t0 = time.perf_counter()
+                prepared = estimator.prepare(frame.image)
+                t1 = time.perf_counter()
+                work.payload = estimator.infer(prepared)
+                t2 = time.perf_counter()
+                work.timings["prepare"], work.timings["infer"] = t1 - t0, t2 - t1
+                if not announced:
+                    announced = True
+                    info = getattr(estimator, "backend_info", None)
+                    self.stats.backend = "" if info is None else str(info)
+                    if self._on_backend_ready is not None:
+                        self._on_backend_ready(info)
+                if fused:
+                    work.payload = estimator.aggregate(work.payload)
+                    work.timings["aggregate"] = time.perf_counter() - t2
+                self._inferred.put(work)
+        except Aborted:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - recorded; run() raises it
+            self._fail("infer", exc)
+        finally:
+            self._send_end(self._inferred)
+            # Outputs of the backend may still be in use downstream: close once the output stage is done.
+            self._outputs_done.wait(self.config.drain_timeout + self.config.join_timeout)
+            try:
+                estimator.close()
+            except BaseException as exc:  # noqa: BLE001
+                self._fail("infer (closing the backend)", exc)
+
+    def _stage_loop(self, name: str, fn: Callable[[Any], Any] | None, inbox: StageQueue, outbox: StageQueue) -> None:
+        """Apply `fn` to each payload (None: pass through, the work was done upstream)."""
+        try:
+            while True:
+                work = inbox.get()
+                if work is END:
+                    break
+                if fn is not None:
+                    t0 = time.perf_counter()
+                    work.payload = fn(work.payload)
+                    work.timings[name] = time.perf_counter() - t0
+                outbox.put(work)
+        except Aborted:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - recorded; run() raises it
+            self._fail(name, exc)
+        finally:
+            self._send_end(outbox)
+
+    @staticmethod
+    def _send_end(queue: StageQueue) -> None:
+        try:
+            queue.put(END)
+        except Aborted:
+            pass  # the consumer is aborting too and will not wait for it
+
+    # -- output stage (the caller's thread) ------------------------------------------------------------
+
+    def _output_loop(self) -> bool:
+        """Feed sinks until END (True) or abort / drain timeout (False)."""
+        render = any(sink.needs_render for sink in self.sinks)
+        last_refresh = 0.0
+        while True:
+            if self._abort.is_set():
+                return False
+            if self._stop_deadline is not None and time.monotonic() > self._stop_deadline:
+                log.warning("stopping: frames still in flight after %.1f s are abandoned", self.config.drain_timeout)
+                self._abort.set()
+                return False
+            work = self._grouped.poll(0.05)
+            now = time.monotonic()
+            if now - last_refresh > 0.5:
+                self.refresh_stats()
+                last_refresh = now
+            if work is None:
+                continue
+            if work is END:
+                return True
+            self._emit(work, render)
+
+    def _emit(self, work: Work, render: bool) -> None:
+        frame: Frame = work.frame
+        latency = time.monotonic() - frame.captured_at
+        state = self.sources[frame.source_index].status.state.value
+        result = FrameResult(frame, work.payload, work.timings, latency, state, time.time())
+        if render:
+            t0 = time.perf_counter()
+            result.annotated = draw_poses(frame.image, result.poses)
+            if self.config.overlay:
+                draw_overlay(result.annotated, self._overlay_lines(result))
+            work.timings["render"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for sink in self.sinks:
+            sink.write(result)
+        work.timings["sinks"] = time.perf_counter() - t0
+        self.stats.record(frame.source_index, latency, work.timings, len(result.poses))
+
+    def _overlay_lines(self, result: FrameResult) -> list[str]:
+        fps = self.stats.recent_fps()
+        lines = [f"{'--' if fps != fps else f'{fps:.1f}'} FPS  latency {result.latency * 1000:.0f} ms  "
+                 f"{len(result.poses)} people"]
+        if result.source_state != SourceState.STREAMING.value:
+            lines.append(f"source {result.source_state}")
+        return lines
+
+    def _shutdown(self, started: list[Sink], clean: bool) -> None:
+        self._stop.set()
+        if not clean:
+            self._abort.set()
+        self._outputs_done.set()
+        for sink in started:
+            try:
+                sink.close()
+            except BaseException as exc:  # noqa: BLE001 - recorded; run() raises it
+                self._fail(f"output ({type(sink).__name__})", exc)
+        self.mux.wake()
+        if not self._threads:
+            # Failed before the inference thread existed (a sink could not start): no backend was created,
+            # so closing here touches no thread-bound state.
+            try:
+                self.estimator.close()
+            except BaseException as exc:  # noqa: BLE001 - recorded; run() raises it
+                self._fail("closing the estimator", exc)
+        deadline = time.monotonic() + self.config.join_timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("thread %s did not stop within %.1f s (blocked in native code?)",
+                            thread.name, self.config.join_timeout)
+        self.stats.discarded = max(0, self.mux.delivered - self.stats.frames)
+        self.refresh_stats()

@@ -1,0 +1,239 @@
+"""Where results go: a window, an annotated video, JSON lines, COCO keypoint results.
+
+Sinks run in the pipeline's output stage (the caller's thread, which is what GUI toolkits want). `start` is
+called before the first frame, `write` once per frame, `close` always (files are finalised there).
+"""
+from __future__ import annotations
+
+import abc
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+
+from pose_stream.errors import PoseStreamError
+from pose_stream.pipeline.frames import FrameResult
+from pose_stream.pipeline.render import gui_available
+from pose_stream.pipeline.sources import ImageSequenceSource, Source
+from pose_stream.pipeline.sources.files import DEFAULT_FPS
+
+log = logging.getLogger(__name__)
+
+HEADLESS_HINT = ("this OpenCV build has no GUI support (the headless wheel): install the full build with "
+                 "pip uninstall -y opencv-python-headless && pip install 'opencv-python>=4.10,<5'")
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What sinks may know about the run: its sources, and how to ask it to stop (drain and finish)."""
+
+    sources: Sequence[Source]
+    request_stop: Callable[[], None]
+
+
+class Sink(abc.ABC):
+    needs_render = False  # True when write() uses result.annotated
+
+    def start(self, context: SinkContext) -> None:
+        """Called once before the first frame."""
+
+    @abc.abstractmethod
+    def write(self, result: FrameResult) -> None:
+        """Consume one finished frame."""
+
+    def close(self) -> None:
+        """Finish and release; must be safe to call more than once and after a failed start."""
+
+
+def _open_for_writing(path: Path) -> IO[str]:
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as exc:
+        raise PoseStreamError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+class JsonLinesSink(Sink):
+    """One JSON object per frame, flushed at once (a reader can follow the file live; a kill loses nothing).
+
+    Line: {"source", "source_index", "frame_index", "seq", "image", "timestamps": {"captured", "done",
+    "latency_ms"}, "source_state", "joint_set", "people": [{"score", "keypoints": [[x, y, value], ...]}]}.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file: IO[str] | None = None
+
+    def start(self, context: SinkContext) -> None:
+        self._file = _open_for_writing(self.path)
+
+    def write(self, result: FrameResult) -> None:
+        frame = result.frame
+        record: dict[str, Any] = {
+            "source": frame.source_id,
+            "source_index": frame.source_index,
+            "frame_index": frame.index,
+            "seq": frame.seq,
+            "image": frame.name or None,
+            "timestamps": {
+                "captured": round(frame.wall_time, 6),
+                "done": round(result.done_wall_time, 6),
+                "latency_ms": round(result.latency * 1000.0, 3),
+            },
+            "source_state": result.source_state,
+            **result.poses.to_dict(),
+        }
+        assert self._file is not None, "start() was not called"
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def per_source_path(path: Path, source_index: int, num_sources: int) -> Path:
+    """`out.mp4` for one source; `out_0.mp4`, `out_1.mp4`, ... for several."""
+    return path if num_sources == 1 else path.with_name(f"{path.stem}_{source_index}{path.suffix}")
+
+
+class VideoSink(Sink):
+    """Annotated frames as an MP4 (mp4v, what OpenCV's wheels can encode) at the source's frame rate.
+
+    The writer opens on a source's first frame (size and rate are known then) and is finalised in close().
+    Frames a live source dropped are filled by repeating the previous result, so the video plays in real time.
+    """
+
+    needs_render = True
+    FOURCC = "mp4v"
+    MAX_REPEAT = 50  # after a reconnect the frame index may jump far: do not fill the whole gap
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._sources: Sequence[Source] = ()
+        self._writers: dict[int, cv2.VideoWriter] = {}
+        self._last_index: dict[int, int] = {}
+
+    def start(self, context: SinkContext) -> None:
+        self._sources = context.sources
+        if not self.path.parent.is_dir():
+            raise PoseStreamError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
+
+    def _writer(self, source_index: int, width: int, height: int) -> cv2.VideoWriter:
+        writer = self._writers.get(source_index)
+        if writer is None:
+            path = per_source_path(self.path, source_index, len(self._sources))
+            fps = self._sources[source_index].fps or DEFAULT_FPS
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*self.FOURCC), fps, (width, height))
+            if not writer.isOpened():
+                raise PoseStreamError(f"cannot write video {path} ({self.FOURCC}, {width}x{height} at {fps:g} fps)")
+            log.info("writing %s: %dx%d at %.2f fps", path, width, height, fps)
+            self._writers[source_index] = writer
+        return writer
+
+    def write(self, result: FrameResult) -> None:
+        image = result.annotated if result.annotated is not None else result.frame.image
+        height, width = image.shape[:2]
+        source = result.frame.source_index
+        writer = self._writer(source, width, height)
+        last = self._last_index.get(source)
+        repeat = 1 if last is None else min(max(1, result.frame.index - last), self.MAX_REPEAT)
+        self._last_index[source] = result.frame.index
+        for _ in range(repeat):
+            writer.write(image)
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.release()
+        self._writers.clear()
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def image_ids(names: Sequence[str]) -> list[int]:
+    """COCO image ids: the last run of digits in each file name (000000397133.jpg -> 397133); if that does not
+    give every image its own id, the images' positions (0, 1, ...)."""
+    ids = []
+    for name in names:
+        runs = _DIGITS.findall(Path(name).stem)
+        ids.append(int(runs[-1]) if runs else None)
+    if None in ids or len(set(ids)) != len(ids):
+        log.warning("image names do not all carry a distinct number; COCO image ids are image positions instead")
+        return list(range(len(names)))
+    return ids
+
+
+class CocoResultsSink(Sink):
+    """COCO keypoint results for image folders: [{"image_id", "category_id": 1, "keypoints": [x, y, v, ...],
+    "score"}] per person, written when the run ends (atomically: a stopped run leaves a valid file)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._ids: list[dict[str, int]] = []
+        self._results: list[dict[str, Any]] = []
+        self._started = False
+
+    def start(self, context: SinkContext) -> None:
+        for source in context.sources:
+            if not isinstance(source, ImageSequenceSource):
+                raise PoseStreamError(f"--coco-results needs image files or a folder of images, not {source.source_id}")
+        if not self.path.parent.is_dir():
+            raise PoseStreamError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
+        self._ids = [dict(zip((p.name for p in s.paths), image_ids([p.name for p in s.paths])))
+                     for s in context.sources if isinstance(s, ImageSequenceSource)]
+        self._started = True
+
+    def write(self, result: FrameResult) -> None:
+        image_id = self._ids[result.frame.source_index][result.frame.name]
+        for person, score in zip(result.poses.keypoints, result.poses.scores):
+            self._results.append({
+                "image_id": image_id,
+                "category_id": 1,
+                "keypoints": [round(float(v), 3) for v in person.reshape(-1)],
+                "score": round(float(score), 5),
+            })
+
+    def close(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        partial = self.path.with_name(self.path.name + ".partial")
+        with _open_for_writing(partial) as f:
+            json.dump(self._results, f)
+        os.replace(partial, self.path)
+        log.info("wrote %d COCO results to %s", len(self._results), self.path)
+
+
+class WindowSink(Sink):
+    """One OpenCV window per source; q or Esc (or closing the window) stops the run."""
+
+    needs_render = True
+
+    def __init__(self) -> None:
+        if not gui_available():
+            raise PoseStreamError(f"--show: {HEADLESS_HINT}")
+        self._names: dict[int, str] = {}
+        self._request_stop: Callable[[], None] = lambda: None
+
+    def start(self, context: SinkContext) -> None:
+        self._request_stop = context.request_stop
+        self._names = {i: f"pose-stream: {s.source_id}" for i, s in enumerate(context.sources)}
+
+    def write(self, result: FrameResult) -> None:
+        name = self._names[result.frame.source_index]
+        cv2.imshow(name, result.annotated if result.annotated is not None else result.frame.image)
+        key = cv2.waitKey(1) & 0xFF
+        if key in (ord("q"), 27) or cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) < 1:
+            self._request_stop()
+
+    def close(self) -> None:
+        if self._names:
+            cv2.destroyAllWindows()
+            self._names = {}

@@ -1,0 +1,51 @@
+"""Frame sources and `open_source`, which turns a --source string into one."""
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+from pose_stream.errors import PoseStreamError
+from pose_stream.pipeline.sources.base import CapturedImage, Source, SourceState, SourceStatus, mask_credentials
+from pose_stream.pipeline.sources.demo import GeneratedSource, demo_frames
+from pose_stream.pipeline.sources.files import (
+    IMAGE_SUFFIXES, ImageSequenceSource, VideoFileSource, collect_images, is_image_path,
+)
+from pose_stream.pipeline.sources.live import STREAM_SCHEMES, LiveOptions, LiveSource, ReconnectPolicy
+
+SOURCE_HELP = ("webcam, a camera index (0, 1, ...), an rtsp:// or http(s):// URL, a video file, an image file, "
+               "a folder or glob of images, or demo")
+
+
+def open_source(spec: str, live_options: LiveOptions | None = None) -> Source:
+    """The source a --source string names; PoseStreamError (one line) when it names nothing usable.
+
+    Nothing is opened yet: streams and videos open in their capture thread; files and folders are checked here.
+    """
+    text = spec.strip()
+    if text == "demo":
+        return GeneratedSource()
+    if text == "webcam":
+        return LiveSource(0, live_options)
+    if text.isdigit():
+        return LiveSource(int(text), live_options)
+    if text.lower().startswith(STREAM_SCHEMES):
+        return LiveSource(text, live_options)
+    if "://" in text:
+        raise PoseStreamError(f"unsupported stream {mask_credentials(text)!r}: use rtsp://, rtsps://, http:// or https://")
+    path = Path(text)
+    if path.is_dir():
+        return ImageSequenceSource(collect_images(text), source_id=text)
+    if glob.has_magic(text):
+        return ImageSequenceSource(collect_images(text), source_id=text)
+    if path.is_file():
+        return ImageSequenceSource([path]) if is_image_path(path) else VideoFileSource(path)
+    if path.suffix or "/" in text or "\\" in text:
+        raise PoseStreamError(f"file not found: {text}")
+    raise PoseStreamError(f"unknown source {text!r}: expected {SOURCE_HELP}")
+
+
+__all__ = [
+    "IMAGE_SUFFIXES", "SOURCE_HELP", "CapturedImage", "GeneratedSource", "ImageSequenceSource", "LiveOptions",
+    "LiveSource", "ReconnectPolicy", "Source", "SourceState", "SourceStatus", "VideoFileSource", "collect_images",
+    "demo_frames", "mask_credentials", "open_source",
+]
