@@ -5,19 +5,15 @@ import numpy as np
 import torch
 
 from pose_stream.joints import JointSet
+from pose_stream.preprocessing import normalise_into
 from pose_stream.train.augment import AugmentConfig, random_warp, warp_image, warp_keypoints, warp_mask
 from pose_stream.train.coco_dataset import CocoKeypoints
 from pose_stream.train.targets import gaussian_heatmaps, joint_indices, loss_mask
 
-# The network's input normalisation (ImageNet statistics, RGB order), as at inference.
-MEAN_RGB = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
 
 def normalise_bgr(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 BGR -> (3, H, W) float32 normalised RGB."""
-    rgb = image[..., ::-1].astype(np.float32) / 255.0
-    return ((rgb - MEAN_RGB) / STD_RGB).transpose(2, 0, 1).copy()
+    """(H, W, 3) uint8 BGR -> (3, H, W) float32 normalised RGB, exactly as at inference."""
+    return normalise_into(image, np.empty((3,) + image.shape[:2], dtype=np.float32))
 
 
 class TrainingExamples(torch.utils.data.Dataset):
