@@ -1,5 +1,6 @@
 """`pose-stream bench`: report format, refusals, the reference-style baseline, a tiny end-to-end run with the
-real PoseEstimator, the torch FP16 option it takes."""
+real PoseEstimator, the pipeline measurement (warm-up left out, rendered outputs substituted), the torch FP16
+option it takes."""
 from __future__ import annotations
 
 import json
@@ -120,7 +121,7 @@ def test_bench_reports_table_json_and_png(tmp_path, capsys):
     assert {"python", "torch", "onnxruntime", "numpy", "numba", "opencv"} <= set(env["versions"])
     assert report["settings"]["decode_input"] == "synthetic"  # random weights: decode rendered people
     rows = report["rows"]
-    assert {r["kind"] for r in rows} == {"engine-only", "end-to-end", "baseline"}
+    assert {r["kind"] for r in rows} == {"engine-only", "end-to-end", "pipeline", "baseline"}
     for row in rows:
         assert {"backend", "precision", "device", "input_hw", "batch", "flip", "people", "fps", "stages"} <= set(row)
     e2e = [r for r in rows if r["kind"] == "end-to-end" and r["batch"] == 1]
@@ -132,6 +133,16 @@ def test_bench_reports_table_json_and_png(tmp_path, capsys):
     split = e2e[0]["decode_split"]  # Numba aggregation: all decoding on the CPU
     assert split["gpu_ms"] == 0 and split["cpu_ms"] == pytest.approx(
         e2e[0]["stages"]["aggregate"]["median_ms"] + e2e[0]["stages"]["group"]["median_ms"], abs=1e-3)
+    piped = [r for r in rows if r["kind"] == "pipeline"]
+    assert len(piped) == 4 and all(r["batch"] == 1 and r["fps"] > 0 and r["decode_input"] == "synthetic" for r in piped)
+    assert {(r["backend"], r["people"]) for r in piped} == {(b, p) for b in ("torch", "onnxruntime") for p in (0, 2)}
+    for row in piped:
+        assert row["frames"] == 3  # the warm-up frame is run but not counted
+        assert set(row["stages"]) == {"prepare", "infer", "aggregate", "group"}
+        assert all(s["count"] == 3 and s["p99_ms"] >= s["median_ms"] > 0 for s in row["stages"].values())
+        lat = row["latency_ms"]
+        assert set(lat) == {"p50", "p95", "p99"} and 0 < lat["p50"] <= lat["p95"] <= lat["p99"]
+    assert all(r["latency_ms"] is None for r in rows if r["kind"] != "pipeline")
     batched = [r for r in rows if r["kind"] == "end-to-end" and r["batch"] == 2]
     assert batched and all(r["fps"] is None and "network outputs only" in r["note"] for r in batched)
     baseline = [r for r in rows if r["kind"] == "baseline"]
@@ -142,6 +153,9 @@ def test_bench_reports_table_json_and_png(tmp_path, capsys):
     first = next(s for s in summary if s["batch"] == 1)
     assert first["speedup_vs_baseline"] == pytest.approx(first["e2e_fps"] / first["baseline_fps"])
     assert first["e2e_over_engine"] == pytest.approx(first["e2e_fps"] / first["engine_fps"])
+    assert first["pipeline_over_engine"] == pytest.approx(first["pipeline_fps"] / first["engine_fps"])
+    assert first["pipeline_latency_ms"]["p99"] > 0
+    assert all(s["pipeline_fps"] is None for s in summary if s["batch"] == 2)  # the pipeline runs batch 1
     assert (tmp_path / "pose-stream-bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -159,7 +173,53 @@ def test_bench_decodes_network_outputs_with_a_video(tmp_path, capsys):
     rows = json.loads((tmp_path / "pose-stream-bench.json").read_text())["rows"]
     e2e = next(r for r in rows if r["kind"] == "end-to-end")
     assert e2e["decode_input"] == "network" and e2e["people"] is None and e2e["fps"] > 0
+    piped = next(r for r in rows if r["kind"] == "pipeline")
+    assert piped["decode_input"] == "network" and piped["people"] is None and piped["fps"] > 0
     assert "| video |" in capsys.readouterr().out
+
+
+class _CountingEstimator:
+    """Stage estimator stand-in: each stage tags its payload, aggregate records what it was given."""
+
+    def __init__(self):
+        self.aggregated = []
+        self.closed = False
+
+    def prepare(self, image):
+        return int(image[0, 0, 0])
+
+    def infer(self, prepared):
+        return ("raw", prepared)
+
+    def aggregate(self, raw):
+        self.aggregated.append(raw)
+        return raw
+
+    def group(self, aggregated):
+        from pose_stream.poses import Poses
+
+        return Poses.empty()
+
+    def close(self):
+        self.closed = True
+
+
+def test_pipeline_measurement_leaves_out_warmup_and_substitutes_rendered_outputs():
+    from pose_stream.benchmarking.pipelined import RenderedOutputsEstimator, latency_ms, run_pipeline, stage_stats
+
+    frames = [np.full((8, 8, 3), i, np.uint8) for i in range(7)]
+    inner = _CountingEstimator()
+    staged = RenderedOutputsEstimator(inner, lambda raw, number: ("rendered", number, raw))
+    ticks = []
+    stats, _ = run_pipeline(staged, lambda i: frames[i], frames=5, warmup=2, size_wh=(8, 8),
+                            on_timed=lambda: ticks.append(1))
+    assert stats.frames == 5 and len(ticks) == 5 and inner.closed
+    # every frame ran, in order, each aggregated on the rendered outputs of its own number
+    assert inner.aggregated == [("rendered", i, ("raw", i)) for i in range(7)]
+    stages = stage_stats(stats)
+    assert set(stages) == {"prepare", "infer", "aggregate", "group"} and all(s.count == 5 for s in stages.values())
+    lat = latency_ms(stats)
+    assert set(lat) == {"p50", "p95", "p99"} and lat["p50"] <= lat["p99"]
 
 
 def test_torch_fp16_is_a_cuda_option_of_the_estimator(monkeypatch):

@@ -1,4 +1,5 @@
-"""Runs a BenchConfig: engine-only, end-to-end (pose-stream's estimator stages) and the baseline.
+"""Runs a BenchConfig: engine-only, end-to-end (pose-stream's estimator stages, serial), pipeline (the same
+stages in the real threaded Pipeline) and the baseline.
 
 Every timed configuration first runs `warmup` untimed frames. Frames come from a small pool (generated scenes:
 the demo world or stick figures; or the first frames of a video; all network-input sized) that is cycled, so
@@ -22,7 +23,8 @@ from pose_stream.benchmarking.backends import BackendSpec, build_estimator, open
 from pose_stream.benchmarking.baseline import BaselineConfig, ReferenceStyleBaseline
 from pose_stream.benchmarking.config import BenchConfig
 from pose_stream.benchmarking.environment import collect_environment
-from pose_stream.benchmarking.report import BASELINE, END_TO_END, ENGINE_ONLY, BenchReport, BenchRow
+from pose_stream.benchmarking.pipelined import RenderedOutputsEstimator, latency_ms, run_pipeline, stage_stats
+from pose_stream.benchmarking.report import BASELINE, END_TO_END, ENGINE_ONLY, PIPELINE, BenchReport, BenchRow
 from pose_stream.benchmarking.stats import StageStats
 from pose_stream.benchmarking.synthetic import make_scenes
 from pose_stream.decoding import ScaleResult
@@ -59,6 +61,10 @@ class Clip:
         assert self.outputs is not None
         return self.outputs[index % len(self.outputs)]
 
+    def with_rendered_outputs(self, raw, index: int):
+        """The estimator's RawOutputs with frame `index`'s rendered outputs in place of the network's."""
+        return replace(raw, scales=(ScaleResult(1.0, *self.rendered(index)),))
+
 
 def run_benchmark(config: BenchConfig, command: str = "", progress: bool = True) -> BenchReport:
     """Time every configuration of `config`; returns the report (nothing printed, nothing written)."""
@@ -90,6 +96,9 @@ def run_benchmark(config: BenchConfig, command: str = "", progress: bool = True)
                         for people, clip in clips.items():
                             report.rows.append(_end_to_end(spec, config, weights, onnx, size, batch, flip, people,
                                                            clip, decode_input, progress))
+                    for people, clip in clips.items():
+                        report.rows.append(_pipeline(spec, config, weights, onnx, size, flip, people, clip,
+                                                     decode_input, progress))
                 if config.baseline:
                     for people, clip in clips.items():
                         report.rows.append(_baseline(config, model, size, flip, people, clip, decode_input, progress))
@@ -237,10 +246,8 @@ def _end_to_end(spec: BackendSpec, config: BenchConfig, weights: str, onnx: str 
                 decode_input=decode_input)
     if batch > 1 and decode_input == "synthetic":
         return BenchRow(**base, precision=spec.precision, device="", note="batched end-to-end decodes network outputs only")
-    sources = {"torch": dict(weights=weights), "onnxruntime": dict(onnx=onnx), "tensorrt": dict(engine=config.engine)}
     try:
-        estimator = build_estimator(spec, model=config.model, **sources[spec.framework], input_size=min(size),
-                                    flip=flip, scales=(1.0,), device=config.device)
+        estimator = _estimator(spec, config, weights, onnx, size, flip)
     except PoseStreamError as exc:
         return BenchRow(**base, precision=spec.precision, device="", note=str(exc))
     with estimator:
@@ -255,6 +262,33 @@ def _end_to_end(spec: BackendSpec, config: BenchConfig, weights: str, onnx: str 
                         fps=calls * batch / total, stages=stages, decode_split=split, note=note)
 
 
+def _estimator(spec: BackendSpec, config: BenchConfig, weights: str, onnx: str | None, size: tuple[int, int],
+               flip: bool):
+    sources = {"torch": dict(weights=weights), "onnxruntime": dict(onnx=onnx), "tensorrt": dict(engine=config.engine)}
+    return build_estimator(spec, model=config.model, **sources[spec.framework], input_size=min(size),
+                           flip=flip, scales=(1.0,), device=config.device)
+
+
+def _pipeline(spec: BackendSpec, config: BenchConfig, weights: str, onnx: str | None, size: tuple[int, int],
+              flip: bool, people: int | None, clip: Clip, decode_input: str, progress: bool) -> BenchRow:
+    """The clip through the real threaded Pipeline (batch 1, no rendering, no output work); the first
+    `warmup` frames are run but not counted."""
+    base = dict(kind=PIPELINE, backend=spec.name, input_hw=size, batch=1, flip=flip, people=people,
+                decode_input=decode_input)
+    try:
+        estimator = _estimator(spec, config, weights, onnx, size, flip)
+    except PoseStreamError as exc:
+        return BenchRow(**base, precision=spec.precision, device="", note=str(exc))
+    staged = RenderedOutputsEstimator(estimator, clip.with_rendered_outputs) if decode_input == "synthetic" else estimator
+    with _bar(config.frames, f"pipeline {spec.name} {size[0]}x{size[1]} {people} people", progress) as bar:
+        stats, info = run_pipeline(staged, clip.frame, config.frames, config.warmup, (size[1], size[0]), bar.update)
+    fps = stats.fps
+    precision, device = (spec.precision, "") if info is None else (info.precision, info.device)
+    return BenchRow(**base, precision=precision, device=device, frames=stats.frames,
+                    fps=None if fps != fps else fps, stages=stage_stats(stats), latency_ms=latency_ms(stats),
+                    note="" if fps == fps else "too few timed frames for a pipeline FPS (needs 2)")
+
+
 def _product_steps(estimator, clip: Clip, batch: int, decode_input: str) -> tuple[list[Step], list[bool]]:
     """The estimator's stages as timed steps; with synthetic decoding, aggregation gets the rendered outputs
     in place of the network's. The list says whether aggregation grouped at once (the CUDA path does)."""
@@ -265,7 +299,7 @@ def _product_steps(estimator, clip: Clip, batch: int, decode_input: str) -> tupl
 
     def aggregate(raw, i: int):
         if decode_input == "synthetic":
-            raw = replace(raw, scales=(ScaleResult(1.0, *clip.rendered(i)),))
+            raw = clip.with_rendered_outputs(raw, i)
         aggregated = estimator.aggregate(raw)
         grouped_early[0] = aggregated.grouped is not None
         return aggregated

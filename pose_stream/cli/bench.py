@@ -22,8 +22,9 @@ Backends: torch (FP32), torch-fp16 (CUDA), onnxruntime, tensorrt (needs --engine
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "bench", help="measure FPS and per-stage latency (engine-only, end-to-end, reference-style baseline)",
-        description="Time the network alone (engine-only), pose-stream's stages end to end, and a baseline organised "
+        "bench", help="measure FPS and per-stage latency (engine-only, end-to-end, pipeline, reference-style baseline)",
+        description="Time the network alone (engine-only), pose-stream's stages end to end (serially, and in the threaded "
+        "pipeline), and a baseline organised "
         "like the reference test script, over backends, input sizes, batch sizes, flip and people per frame. "
         "Warm-up frames are excluded.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
