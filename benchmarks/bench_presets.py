@@ -19,7 +19,7 @@ from pose_stream.errors import PoseStreamError
 
 PRESETS = {
     "cpu-small": lambda: BenchConfig(backends=parse_backends("onnxruntime"), model="small_w16", people=(10,),
-                                     frames=200, threads=1),
+                                     frames=200),
     "people-sweep": lambda: BenchConfig(backends=parse_backends("all"), people=(0, 1, 10, 30, 40), frames=100),
     "gpu-w32": lambda: BenchConfig(backends=parse_backends("torch-fp16"), model="w32_512",
                                    input_sizes=((512, 960), (512, 512)), batches=(1, 8), people=(10,), frames=200),

@@ -7,8 +7,8 @@ Rows per (network input, people), all measured in one run, each as the median wa
 time of the process (all threads; on a shared machine wall time includes waiting for a core, and with
 several Numba threads CPU time includes OpenMP's spin-waiting):
 - baseline match: plain Python written the way the reference does it (dict of people keyed by their first
-  tag value, the `munkres` package's pure-Python Hungarian; without that package the Numba solver's Python
-  source runs instead, labelled);
+  tag value, a pure-Python Hungarian step for step like the `munkres` package): the matching of
+  pose_stream/benchmarking/baseline.py, the `pose-stream bench` baseline;
 - reference match: kernels/group_ref.match (the NumPy reference this project tests against);
 - numba match+adjust: NumbaGrouper.match + place (matching, quarter offsets, scores): the <= 0.2 ms target;
 - numba refine: refine request + the aggregation's refine search (missing joints only) + apply;
@@ -40,6 +40,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pose_stream.benchmarking.baseline import BaselineConfig, match_by_tag  # noqa: E402
 from pose_stream.decoding import Decoder, ScaleResult  # noqa: E402
 from pose_stream.joints import COCO  # noqa: E402
 from pose_stream.kernels import group_ref, synthetic  # noqa: E402
@@ -47,70 +48,21 @@ from pose_stream.kernels.aggregate_numba import aggregate_numba  # noqa: E402
 from pose_stream.kernels.aggregate_ref import ScaleOutputs, refine_peaks  # noqa: E402
 from pose_stream.kernels.group_numba import NumbaGrouper  # noqa: E402
 from pose_stream.kernels.grouping_types import GroupingParams  # noqa: E402
-from pose_stream.kernels.hungarian import munkres_into  # noqa: E402
 from pose_stream.preprocessing import Transform  # noqa: E402
 
 PARAMS = GroupingParams()
 
 
 # ------------------------------------------------------------------------------------- plain-Python baseline
-def _python_hungarian():
-    """The reference's solver (munkres package), or the Numba solver's Python source when it is missing."""
-    try:
-        from munkres import Munkres
-
-        def solve(cost: np.ndarray) -> list[tuple[int, int]]:
-            return Munkres().compute(cost.tolist())
-
-        return solve, "munkres package"
-    except ImportError:
-        from pose_stream.kernels.hungarian import MunkresWorkspace
-
-        def solve(cost: np.ndarray) -> list[tuple[int, int]]:
-            ws = MunkresWorkspace(max(cost.shape))
-            col_of_row = np.full(cost.shape[0], -1, np.int64)
-            munkres_into.py_func(cost, ws.work, ws.star_in_row, ws.star_in_col, ws.prime_in_row,
-                                 ws.row_covered, ws.col_covered, ws.path, col_of_row)
-            return [(r, int(c)) for r, c in enumerate(col_of_row) if c >= 0]
-
-        return solve, "pose_stream Munkres run as plain Python"
-
-
-SOLVE, SOLVER_NAME = _python_hungarian()
+BASELINE = BaselineConfig(joint_set=COCO, max_people=PARAMS.max_people, detection_threshold=PARAMS.detection_threshold,
+                          tag_threshold=PARAMS.tag_threshold)
+SOLVER_NAME = "pure-Python Munkres (pose_stream.benchmarking.hungarian)"
 
 
 def baseline_match(cands) -> int:
-    """Matching as the reference codes it: people in a dict keyed by the first tag value; returns the count."""
-    k = cands.value.shape[0]
-    blank = np.zeros((k, 3 + cands.tags.shape[2]))
-    people: dict[float, np.ndarray] = {}
-    person_tags: dict[float, list[np.ndarray]] = {}
-    for joint in COCO.visit_order:
-        rows = np.concatenate([cands.x[joint, :, None], cands.y[joint, :, None], cands.value[joint, :, None],
-                               cands.tags[joint]], axis=1).astype(np.float64)
-        keep = rows[:, 2] > PARAMS.detection_threshold
-        rows, tags = rows[keep], cands.tags[joint][keep]
-        if len(rows) == 0:
-            continue
-        if not people:
-            for tag, row in zip(tags, rows):
-                people.setdefault(tag[0], np.copy(blank))[joint] = row
-                person_tags[tag[0]] = [tag]
-            continue
-        keys = list(people)[: PARAMS.max_people]
-        means = np.array([np.mean(person_tags[key], axis=0) for key in keys])
-        distance = np.linalg.norm(rows[:, None, 3:] - means[None], axis=2)
-        cost = np.round(distance) * 100 - rows[:, 2:3]
-        if len(rows) > len(keys):
-            cost = np.concatenate([cost, np.full((len(rows), len(rows) - len(keys)), 1e10)], axis=1)
-        for row, col in SOLVE(cost):
-            if row < len(rows) and col < len(keys) and distance[row, col] < PARAMS.tag_threshold:
-                people[keys[col]][joint] = rows[row]
-                person_tags[keys[col]].append(tags[row])
-            else:
-                people.setdefault(tags[row][0], np.copy(blank))[joint] = rows[row]
-                person_tags[tags[row][0]] = [tags[row]]
-    return len(people)
+    """Matching as the reference codes it (the bench baseline's plain-Python grouping); returns the count."""
+    locations = np.stack([cands.x, cands.y], axis=2)
+    return len(match_by_tag(cands.tags, locations, cands.value, BASELINE))
 
 
 # ----------------------------------------------------------------------------------------------- inputs

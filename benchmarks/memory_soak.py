@@ -52,6 +52,7 @@ def main() -> int:
     import torch
     from tqdm import tqdm
 
+    from pose_stream.pipeline.sources.demo import pattern_frames
     from pose_stream.pipeline import GeneratedSource, JsonLinesSink, Pipeline, Sink, VideoSink
     from pose_stream.pipeline.stats import rss_bytes
 
@@ -69,7 +70,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         sinks = [RssProbe(), VideoSink(Path(tmp) / "soak.mp4"), JsonLinesSink(Path(tmp) / "soak.jsonl")]
-        source = GeneratedSource(num_frames=args.frames, size=(width, height), source_id="soak")
+        source = GeneratedSource(num_frames=args.frames, size=(width, height), source_id="soak", frames=pattern_frames)
         started = time.monotonic()
         stats = Pipeline(build_estimator(args), [source], sinks).run()
         elapsed = time.monotonic() - started

@@ -22,6 +22,7 @@ _LAZY = {
     "decode": "pose_stream.decoding",
     "Poses": "pose_stream.poses",
     "PoseEstimator": "pose_stream.estimator",
+    "demo_model_path": "pose_stream.train.demo",
 }
 
 

@@ -70,6 +70,7 @@ class PoseEstimator:
         eager: create the backend now instead of on the first `infer` (backends that hold GPU state must
             be used from the thread that created them).
         params: grouping settings.
+        precision: "fp32", or "fp16" for the torch backend on CUDA (ONNX and TensorRT models carry theirs).
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class PoseEstimator:
         device: str = "auto",
         eager: bool = False,
         params: GroupingParams = GroupingParams(),
+        precision: str = "fp32",
     ) -> None:
         try:
             self._config = get_config(model)
@@ -98,6 +100,8 @@ class PoseEstimator:
             raise PoseStreamError(f"a multi-scale test needs the scale 1.0 (its tags are used), got {list(factors)}")
         if input_size <= 0:
             raise PoseStreamError(f"input_size must be positive, got {input_size}")
+        _check_precision(precision, self.backend_name, device)
+        self.precision = precision
         self.weights, self.onnx, self.engine = weights, onnx, engine
         self.input_size = input_size
         self.flip = flip
@@ -258,7 +262,7 @@ class PoseEstimator:
         else:
             log.warning("no weights given: model '%s' is randomly initialised and will find no one",
                         self._config.name)
-        return TorchBackend(model, self.device)
+        return TorchBackend(model, self.device, fp16=self.precision == "fp16")
 
     def _cuda_aggregation(self):
         """The CUDA aggregation when the backend runs on a GPU and pycuda is there, else None (Numba)."""
@@ -346,6 +350,18 @@ class CudaAggregation:
             self._context.detach()
         self._aggregators.clear()
         self._device.clear()
+
+
+def _check_precision(precision: str, backend: str, device: str) -> None:
+    if precision not in ("fp32", "fp16"):
+        raise PoseStreamError(f"precision must be fp32 or fp16, got {precision!r}")
+    if precision == "fp16" and backend != "torch":
+        raise PoseStreamError(f"precision fp16 applies to the torch backend; a {backend} model carries its own")
+    if precision == "fp16":
+        import torch
+
+        if device == "cpu" or not torch.cuda.is_available():
+            raise PoseStreamError("precision fp16 needs a CUDA GPU (the torch backend runs FP32 on the CPU)")
 
 
 def _resolve_backend(backend: str, weights, onnx, engine) -> str:

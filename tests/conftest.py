@@ -66,3 +66,11 @@ def w32_dynamic_onnx(w32_model, tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "w32_dynamic.onnx"
     report = export_onnx(w32_model, path, input_hw=(128, 192), dynamic=True)
     return path, report
+
+
+@pytest.fixture
+def rng():
+    """A fresh, unseeded generator: each run checks new random inputs."""
+    import numpy as np
+
+    return np.random.default_rng()

@@ -147,29 +147,26 @@ def test_bad_annotation_files_are_one_line_errors(tmp_path, rng):
         evaluate(crowd, path)
 
 
-# ---- the eval command, driven through a stand-in estimator whose "network" renders known people ----
+# ---- the eval command: the real PoseEstimator, its network the oracle where a perfect detector is needed ----
+ORACLE_INPUT_SIZE = 256
+
 
 def make_figure_set(tmp_path, rng: np.random.Generator, num_images: int = 3):
-    """Images with one or two well-separated figures; the fake estimator's oracle knows where they are."""
-    from pose_stream.benchmarking.synthetic import make_people
+    """Images with one or two known people, registered with the oracle network (see oracle_backend)."""
+    import oracle_backend
 
-    import fake_estimator
+    from pose_stream.kernels.synthetic import random_people
 
     image_dir = tmp_path / "figures"
     image_dir.mkdir()
     images, annotations = [], []
     for image_id in range(1, num_images + 1):
-        halves = int(rng.integers(1, 3))
-        people = np.concatenate([
-            make_people(1, (IMAGE_W // 2 - 20, IMAGE_H - 20), COCO, rng) + (10 + half * IMAGE_W // 2, 10)
-            for half in range(halves)
-        ])
-        image = rng.integers(0, 255, (IMAGE_H, IMAGE_W, 3), dtype=np.uint8)
+        people = random_people(rng, int(rng.integers(1, 3)), (IMAGE_W, IMAGE_H), COCO, touch_borders=False)
         file_name = f"{image_id:03d}.png"
-        cv2.imwrite(str(image_dir / file_name), image)
-        fake_estimator.ORACLE[fake_estimator.digest(cv2.imread(str(image_dir / file_name)))] = people
+        cv2.imwrite(str(image_dir / file_name), rng.integers(0, 255, (IMAGE_H, IMAGE_W, 3), dtype=np.uint8))
+        oracle_backend.register(cv2.imread(str(image_dir / file_name)), people, ORACLE_INPUT_SIZE)
         images.append({"id": image_id, "file_name": file_name, "width": IMAGE_W, "height": IMAGE_H})
-        for person in people:
+        for person in people.keypoints:
             (x0, y0), (x1, y1) = person.min(0), person.max(0)
             keypoints = np.concatenate([person, np.full((17, 1), 2.0)], 1)
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
@@ -193,38 +190,61 @@ def tiny_weights(tmp_path):
     return path
 
 
+def eval_argv(image_dir, annotations, weights, *extra) -> list[str]:
+    return ["eval", "--images", str(image_dir), "--annotations", str(annotations), "--weights", str(weights),
+            "--model", "tiny_w8", "--input-size", str(ORACLE_INPUT_SIZE), "--device", "cpu", "--no-progress", *extra]
+
+
 def test_eval_command_finds_rendered_people_and_writes_results(tmp_path, rng, monkeypatch, capsys, tiny_weights):
-    import fake_estimator
+    import oracle_backend
 
     from pose_stream.cli.main import main
 
-    fake_estimator.install(monkeypatch)
+    oracle_backend.install(monkeypatch)
     image_dir, annotations = make_figure_set(tmp_path, rng)
     results = tmp_path / "results.json"
-    code = main(["eval", "--images", str(image_dir), "--annotations", str(annotations), "--weights", str(tiny_weights),
-                 "--model", "tiny_w8", "--input-size", "256", "--results", str(results), "--no-progress"])
+    assert main(eval_argv(image_dir, annotations, tiny_weights, "--results", str(results))) == 0
     out = capsys.readouterr().out
-    assert code == 0
     assert "| AP @ OKS 0.50:0.95 (AP) | 1.000 |" in out and "coco sigmas" in out
     written = json.loads(results.read_text())
+    assert len(written) == len(json.loads(annotations.read_text())["annotations"])
     np.testing.assert_allclose(pycocotools_stats(annotations, written, COCO.sigmas)[0], 1.0)
 
 
-def test_eval_command_compares_two_backends(tmp_path, rng, monkeypatch, capsys, tiny_weights):
-    import fake_estimator
+def test_eval_command_with_a_real_network_reports_what_pycocotools_computes(tmp_path, rng, capsys, tiny_model):
+    """No oracle: tiny_w8 with random O(1) weights through PoseEstimator; whatever it finds is scored faithfully."""
+    import torch
 
-    from pose_stream.benchmarking import backends
     from pose_stream.cli.main import main
 
-    fake_estimator.install(monkeypatch)  # its FP16 adds 3 px of noise, so AP must drop
-    monkeypatch.setattr(backends, "cuda_available", lambda: True)
+    weights = tmp_path / "tiny_random.pth"
+    torch.save(tiny_model.state_dict(), weights)
+    image_dir, annotations = make_figure_set(tmp_path, rng, num_images=2)
+    results = tmp_path / "results.json"
+    assert main(eval_argv(image_dir, annotations, weights, "--results", str(results))) == 0
+    out = capsys.readouterr().out
+    written = json.loads(results.read_text())
+    assert written, "the O(1) random network finds (spurious) people, so there is something to score"
+    assert all(len(r["keypoints"]) == 51 and r["image_id"] in (1, 2) for r in written)
+    printed = float(next(l for l in out.splitlines() if "(AP) |" in l).split("|")[2])
+    assert printed == pytest.approx(pycocotools_stats(annotations, written, COCO.sigmas)[0], abs=5e-4)
+
+
+def test_eval_command_compares_two_backends(tmp_path, rng, monkeypatch, capsys, tiny_weights):
+    import oracle_backend
+    import torch
+
+    from pose_stream.cli.main import main
+
+    oracle_backend.install(monkeypatch)  # its FP16 moves every joint by 3 px, so AP must drop
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # torch-fp16 is offered on CUDA only
     image_dir, annotations = make_figure_set(tmp_path, rng)
     results = tmp_path / "fp32.json"
-    code = main(["eval", "--images", str(image_dir), "--annotations", str(annotations), "--weights", str(tiny_weights),
-                 "--model", "tiny_w8", "--input-size", "256", "--backend", "torch", "--compare-backend", "torch-fp16",
-                 "--results", str(results), "--no-progress"])
+    argv = eval_argv(image_dir, annotations, tiny_weights, "--backend", "torch", "--compare-backend", "torch-fp16",
+                     "--results", str(results))
+    argv[argv.index("--device") + 1] = "auto"
+    assert main(argv) == 0
     out = capsys.readouterr().out
-    assert code == 0
     line = next(l for l in out.splitlines() if l.startswith("AP difference (torch-fp16 (fp16) - torch (fp32)):"))
     fp16 = pycocotools_stats(annotations, json.loads((tmp_path / "fp32.torch-fp16.json").read_text()), COCO.sigmas)[0]
     assert fp16 < 1.0 and float(line.rsplit(":", 1)[1]) == pytest.approx(fp16 - 1.0, abs=1e-4)
@@ -258,18 +278,19 @@ def test_eval_command_errors_are_one_line(tmp_path, rng, monkeypatch, capsys, ti
 
 
 def test_eval_with_the_demo_model_on_a_synthetic_set(tmp_path, capsys):
-    """The real chain: PoseEstimator + the shipped demo model on a held-out synthetic COCO set."""
-    pytest.importorskip("pose_stream.estimator", reason="PoseEstimator (decoding branch) is not merged yet")
-    synthetic = pytest.importorskip("pose_stream.train.synthetic", reason="the synthetic world (demo branch) is not merged yet")
-    write_dataset = getattr(synthetic, "write_coco_dataset", None)
-    demo_weights = getattr(synthetic, "demo_weights_path", None)
-    if write_dataset is None or demo_weights is None:
-        pytest.skip("wire the synthetic COCO writer and the demo weights here once the demo branch is merged")
+    """The real chain: PoseEstimator + the shipped demo model on a held-out set of the synthetic world."""
+    synthetic = pytest.importorskip("pose_stream.train.synthetic", reason="the synthetic world (demo) is not merged yet")
+    demo = pytest.importorskip("pose_stream.train.demo", reason="the demo model (demo) is not merged yet")
+    try:
+        weights = demo.demo_model_path()
+    except PoseStreamError as exc:
+        pytest.skip(str(exc))
     from pose_stream.cli.main import main
 
-    annotations = write_dataset(tmp_path, num_images=8, seed=12345)
-    code = main(["eval", "--images", str(tmp_path / "images"), "--annotations", str(annotations),
-                 "--weights", str(demo_weights()), "--model", "small_w16", "--no-progress"])
+    annotations = synthetic.write_coco_dataset(tmp_path, num_images=8, seed=12345, progress=False)
+    code = main(["eval", "--images", str(tmp_path / synthetic.IMAGE_DIR), "--annotations", str(annotations),
+                 "--weights", str(weights), "--model", demo.DEMO_MODEL_NAME, "--input-size", str(demo.DEMO_INPUT_SIZE),
+                 "--no-progress"])
     out = capsys.readouterr().out
     assert code == 0
     ap = float(next(l for l in out.splitlines() if "(AP) |" in l).split("|")[2])

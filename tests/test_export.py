@@ -7,8 +7,6 @@ import torch
 from pose_stream.export import ALLOWED_OPS, ExportError, compare_outputs, export_onnx
 from pose_stream.models import build_model
 
-from conftest import reinitialise_weights
-
 
 def _run(path, x):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -42,8 +40,8 @@ def test_dynamic_model_matches_torch_at_several_sizes(w32_model, w32_dynamic_onn
     assert rel <= 1e-4
 
 
-def test_fixed_export_has_static_shapes(tmp_path):
-    model = reinitialise_weights(build_model("tiny_w8"), seed=1)
+def test_fixed_export_has_static_shapes(tmp_path, tiny_model):
+    model = tiny_model
     report = export_onnx(model, tmp_path / "fixed.onnx", input_hw=(64, 96), batch=2)
     assert report.inputs == {"input": [2, 3, 64, 96]}
     assert report.outputs == {"out0": [2, 34, 16, 24], "out1": [2, 17, 32, 48]}
@@ -60,13 +58,13 @@ def test_bad_input_size_is_rejected(tmp_path, hw):
     assert not list(tmp_path.iterdir())
 
 
-def test_verification_catches_a_wrong_graph(tmp_path):
+def test_verification_catches_a_wrong_graph(tmp_path, tiny_model):
     """A model whose export differs from its PyTorch output must fail verification."""
 
     class Drifting(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.inner = reinitialise_weights(build_model("tiny_w8"))
+            self.inner = tiny_model
 
         def forward(self, x):
             out = self.inner(x)

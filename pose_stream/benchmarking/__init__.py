@@ -1,4 +1,5 @@
-"""Speed measurements: `pose-stream bench` (engine-only, end-to-end, and a reference-style baseline)."""
+"""Speed measurements: `pose-stream bench` (engine-only, end-to-end, threaded pipeline, and a reference-style
+baseline)."""
 from __future__ import annotations
 
 from pose_stream.benchmarking.backends import BACKEND_SPECS, BackendSpec, parse_backends

@@ -5,7 +5,6 @@ runs build a `PoseEstimator` with the same framework, so both time the same engi
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from dataclasses import dataclass
@@ -81,10 +80,11 @@ def unavailable_reason(spec: BackendSpec) -> str | None:
 
 
 def open_backend(spec: BackendSpec, *, model=None, onnx: str | os.PathLike | None = None,
-                 engine: str | os.PathLike | None = None, device: str = "auto", threads: int = 0):
+                 engine: str | os.PathLike | None = None, device: str = "auto"):
     """A `Backend` for engine-only timing: torch from `model`, ONNX Runtime from `onnx`, TensorRT from `engine`.
 
-    threads: ONNX Runtime's intra-op threads (0: its default); torch follows torch.set_num_threads."""
+    Built as PoseEstimator builds its own (ONNX Runtime with its default threads), so that engine-only and
+    end-to-end figures time the same engine."""
     if spec.framework == "torch":
         from pose_stream.engine import TorchBackend
 
@@ -94,7 +94,7 @@ def open_backend(spec: BackendSpec, *, model=None, onnx: str | os.PathLike | Non
 
         if onnx is None:
             raise PoseStreamError("the onnxruntime backend needs an ONNX model")
-        return OnnxRuntimeBackend(onnx, providers=_ort_providers(device), threads=threads)
+        return OnnxRuntimeBackend(onnx, providers=_ort_providers(device))
     if engine is None:
         raise PoseStreamError("the tensorrt backend needs --engine PATH (build one with `pose-stream build-engine`)")
     try:
@@ -111,17 +111,9 @@ def _ort_providers(device: str) -> str | list[str]:
 def build_estimator(spec: BackendSpec | None, **options: Any):
     """A `PoseEstimator` running `spec` (None: backend "auto"); options go to PoseEstimator as they are
     (model, weights, onnx, engine, input_size, flip, scales, device)."""
-    try:
-        from pose_stream.estimator import PoseEstimator
-    except ImportError as exc:
-        raise PoseStreamError(f"pose_stream.estimator is not available in this install ({exc})") from None
-    params = inspect.signature(PoseEstimator).parameters
-    kwargs = dict(options, backend=spec.framework if spec else "auto")
-    if spec is not None and spec.framework == "torch" and spec.precision == "fp16":
-        if "fp16" in params:
-            kwargs["fp16"] = True
-        elif "precision" in params:
-            kwargs["precision"] = "fp16"
-        else:
-            raise PoseStreamError("this PoseEstimator has no FP16 option for the torch backend")
-    return PoseEstimator(**kwargs)
+    from pose_stream.estimator import PoseEstimator
+
+    if spec is None:
+        return PoseEstimator(backend="auto", **options)
+    precision = spec.precision if spec.framework == "torch" else "fp32"  # the others' models carry theirs
+    return PoseEstimator(backend=spec.framework, precision=precision, **options)

@@ -1,19 +1,20 @@
 """BASELINE (not a product path): a serial pipeline organised like the reference test script.
 
-read -> resize (cv2.warpAffine) -> PyTorch forward (plain, then flipped) -> aggregation with F.interpolate
--> NMS/top-k in PyTorch -> plain-Python grouping (people in a dict keyed by their first tag value, a pure-Python
-Munkres assignment) -> adjust reading the heatmap tensor element by element -> per-person refine (the maps
-copied to the host for every person, as the reference does) -> per-point inverse affine.
+read -> resize (`preprocessing.preprocess`, the reference resize) -> PyTorch forward (plain, then flipped) ->
+aggregation with F.interpolate -> NMS/top-k in PyTorch -> plain-Python grouping (people in a dict keyed by their
+first tag value, a pure-Python Munkres assignment) -> adjust reading the heatmap tensor element by element ->
+per-person refine (the maps copied to the host for every person, as the reference does) -> per-point inverse
+affine.
 
-It exists only so that `pose-stream bench` can report the product's speed-up as a measured ratio. It follows
-the behaviour in docs/higherhrnet-reference.md closely enough to decode the same people, including the
-reference's organisation (and its tag-keyed dict, whose collapse of equal tags the product does not copy).
+It exists only so that `pose-stream bench` (and benchmarks/decode.py, for the grouping alone) can report the
+product's speed-up as a measured ratio. It follows the behaviour in docs/higherhrnet-reference.md closely
+enough to decode the same people, including the reference's organisation (and its tag-keyed dict, whose
+collapse of equal tags the product does not copy).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,9 +23,7 @@ from torch import nn
 from pose_stream.benchmarking.hungarian import munkres_assignment
 from pose_stream.joints import COCO, JointSet
 from pose_stream.poses import Poses
-
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+from pose_stream.preprocessing import Transform, make_transform, preprocess
 
 
 @dataclass(frozen=True)
@@ -46,58 +45,49 @@ class BaselineConfig:
             raise ValueError("nms_kernel must be odd and max_people positive")
 
 
-@dataclass
-class ResizeInfo:
-    """Where the network input came from: the reference's center, scale and network size (w, h)."""
+def match_by_tag(tag_k: np.ndarray, loc_k: np.ndarray, val_k: np.ndarray, config: BaselineConfig) -> list[np.ndarray]:
+    """The reference's plain-Python matching of top-k candidates into people.
 
-    center: np.ndarray
-    scale: np.ndarray
-    network_size: tuple[int, int]
+    Args:
+        tag_k: (K, M, L) tags, loc_k: (K, M, 2) x, y, val_k: (K, M) values of the candidates of each joint.
+    Returns:
+        per person float32 (K, 3 + L): x, y, value, tag of each joint (zeros where it has none), in the order
+        the people were created.
+    """
+    num_joints, _, tag_dim = tag_k.shape
+    people: dict[float, np.ndarray] = {}
+    person_tags: dict[float, list[np.ndarray]] = {}
 
+    def start_person(tag: np.ndarray, joint: np.ndarray, idx: int) -> None:
+        key = float(tag[0])
+        people.setdefault(key, np.zeros((num_joints, 3 + tag_dim)))[idx] = joint
+        person_tags[key] = [tag]
 
-def reference_resize(width: int, height: int, input_size: int) -> ResizeInfo:
-    """Center, scale and network size (w, h) of the reference's aspect-keeping resize (single scale)."""
-    center = np.array([int(width / 2.0 + 0.5), int(height / 2.0 + 0.5)], dtype=np.float64)
-    if width < height:
-        net_w, net_h = input_size, int((input_size / width * height + 63) // 64 * 64)
-        scale = np.array([width / 200.0, net_h / net_w * width / 200.0])
-    else:
-        net_h, net_w = input_size, int((input_size / height * width + 63) // 64 * 64)
-        scale = np.array([net_w / net_h * height / 200.0, height / 200.0])
-    return ResizeInfo(center, scale, (net_w, net_h))
-
-
-def reference_affine(info: ResizeInfo, inverse: bool = False) -> np.ndarray:
-    """The 2x3 affine (image -> network input, or back) built from three points, as the reference does."""
-    src_w = info.scale[0] * 200.0
-    dst_w, dst_h = info.network_size
-    src = np.zeros((3, 2), np.float32)
-    dst = np.zeros((3, 2), np.float32)
-    src[0] = info.center
-    src[1] = info.center + np.array([0.0, -0.5 * src_w])
-    dst[0] = (dst_w * 0.5, dst_h * 0.5)
-    dst[1] = dst[0] + np.array([0.0, -0.5 * dst_w], np.float32)
-    src[2] = _third_point(src[0], src[1])
-    dst[2] = _third_point(dst[0], dst[1])
-    return cv2.getAffineTransform(dst, src) if inverse else cv2.getAffineTransform(src, dst)
-
-
-def reference_prepare(image_bgr: np.ndarray, input_size: int,
-                      device: str | torch.device = "cpu") -> tuple[torch.Tensor, ResizeInfo]:
-    """The reference's network input (1, 3, H, W) float32 on `device`: warp, BGR->RGB, /255, ImageNet normalisation."""
-    height, width = image_bgr.shape[:2]
-    info = reference_resize(width, height, input_size)
-    rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
-    resized = cv2.warpAffine(rgb, reference_affine(info), info.network_size)
-    tensor = torch.from_numpy(resized).to(device).permute(2, 0, 1).float().div(255.0)
-    mean = torch.tensor(MEAN, device=tensor.device).view(3, 1, 1)
-    std = torch.tensor(STD, device=tensor.device).view(3, 1, 1)
-    return ((tensor - mean) / std).unsqueeze(0), info
-
-
-def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    direction = a - b
-    return b + np.array([-direction[1], direction[0]], np.float32)
+    for idx in config.joint_set.visit_order:
+        joints = np.concatenate((loc_k[idx], val_k[idx, :, None], tag_k[idx]), 1)
+        keep = joints[:, 2] > config.detection_threshold
+        joints, tags = joints[keep], tag_k[idx][keep]
+        if len(joints) == 0:
+            continue
+        if not people:
+            for tag, joint in zip(tags, joints):
+                start_person(tag, joint, idx)
+            continue
+        keys = list(people)[: config.max_people]
+        mean_tags = np.array([np.mean(person_tags[key], axis=0) for key in keys])
+        distance = np.linalg.norm(joints[:, None, 3:] - mean_tags[None, :, :], ord=2, axis=2)
+        cost = np.round(distance) * 100 - joints[:, 2:3]
+        added, grouped = cost.shape
+        if added > grouped:
+            cost = np.concatenate((cost, np.zeros((added, added - grouped)) + 1e10), axis=1)
+        for row, col in munkres_assignment(cost.tolist()):
+            if row < added and col < grouped and distance[row][col] < config.tag_threshold:
+                key = keys[col]
+                people[key][idx] = joints[row]
+                person_tags[key].append(tags[row])
+            else:
+                start_person(tags[row], joints[row], idx)
+    return [person.astype(np.float32) for person in people.values()]
 
 
 class ReferenceStyleBaseline:
@@ -113,13 +103,14 @@ class ReferenceStyleBaseline:
         self.model = model.eval().to(self.device)
 
     def __call__(self, image_bgr: np.ndarray) -> Poses:
-        tensor, info = self.prepare(image_bgr)
+        tensor, transform = self.prepare(image_bgr)
         outputs, flipped = self.infer(tensor)
-        heatmaps, tags = self.aggregate(outputs, flipped, info.network_size)
-        return self.group(heatmaps, tags, info)
+        heatmaps, tags = self.aggregate(outputs, flipped, transform.network_size)
+        return self.group(heatmaps, tags, transform)
 
-    def prepare(self, image_bgr: np.ndarray) -> tuple[torch.Tensor, ResizeInfo]:
-        return reference_prepare(image_bgr, self.config.input_size, self.device)
+    def prepare(self, image_bgr: np.ndarray) -> tuple[torch.Tensor, Transform]:
+        tensor, transform = preprocess(image_bgr, self.config.input_size)
+        return torch.from_numpy(tensor).to(self.device), transform
 
     def infer(self, tensor: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         """The plain pass, then the flipped pass (two separate forward calls, as the reference makes them)."""
@@ -132,9 +123,9 @@ class ReferenceStyleBaseline:
         self, outputs: list[np.ndarray], flipped: list[np.ndarray] | None, image_size: tuple[int, int]
     ) -> Poses:
         """Aggregation + grouping only, on raw outputs of a network input made from an image of (w, h)."""
-        info = reference_resize(image_size[0], image_size[1], self.config.input_size)
-        heatmaps, tags = self.aggregate(self.to_device(outputs), self.to_device(flipped), info.network_size)
-        return self.group(heatmaps, tags, info)
+        transform = make_transform(image_size, self.config.input_size)
+        heatmaps, tags = self.aggregate(self.to_device(outputs), self.to_device(flipped), transform.network_size)
+        return self.group(heatmaps, tags, transform)
 
     def to_device(self, outputs: list[np.ndarray] | None) -> list[torch.Tensor] | None:
         return None if outputs is None else [torch.from_numpy(o).to(self.device) for o in outputs]
@@ -161,15 +152,15 @@ class ReferenceStyleBaseline:
         low = F.interpolate(outputs[0], size=outputs[1].shape[2:], mode="bilinear", align_corners=False)
         return (low[:, :k] + outputs[1]) / 2.0, low[:, k:]
 
-    def group(self, heatmaps: torch.Tensor, tags: torch.Tensor, info: ResizeInfo) -> Poses:
+    def group(self, heatmaps: torch.Tensor, tags: torch.Tensor, transform: Transform) -> Poses:
         tag_k, loc_k, val_k = self._top_k(heatmaps, tags)
-        people = self._match_by_tag(tag_k, loc_k, val_k)
+        people = match_by_tag(tag_k, loc_k, val_k, self.config)
         self._adjust(people, heatmaps[0])
         scores = [float(person[:, 2].mean()) for person in people]
         for index in range(len(people)):
             # The reference copies the full maps to the host for every person.
             people[index] = self._refine(heatmaps[0].cpu().numpy(), tags[0].cpu().numpy(), people[index])
-        return self._to_image(people, scores, info)
+        return self._to_image(people, scores, transform)
 
     def _top_k(self, heatmaps: torch.Tensor, tags: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         kernel = self.config.nms_kernel
@@ -181,43 +172,6 @@ class ReferenceStyleBaseline:
         tag_k = torch.stack([torch.gather(flat_tags[..., i], 2, index) for i in range(flat_tags.size(3))], dim=3)
         loc_k = torch.stack((index % w, index // w), dim=3)
         return tag_k[0].cpu().numpy(), loc_k[0].cpu().numpy(), values[0].cpu().numpy()
-
-    def _match_by_tag(self, tag_k: np.ndarray, loc_k: np.ndarray, val_k: np.ndarray) -> list[np.ndarray]:
-        cfg = self.config
-        num_joints, _, tag_dim = tag_k.shape
-        people: dict[float, np.ndarray] = {}
-        person_tags: dict[float, list[np.ndarray]] = {}
-
-        def start_person(tag: np.ndarray, joint: np.ndarray, idx: int) -> None:
-            key = float(tag[0])
-            people.setdefault(key, np.zeros((num_joints, 3 + tag_dim)))[idx] = joint
-            person_tags[key] = [tag]
-
-        for idx in cfg.joint_set.visit_order:
-            joints = np.concatenate((loc_k[idx], val_k[idx, :, None], tag_k[idx]), 1)
-            keep = joints[:, 2] > cfg.detection_threshold
-            joints, tags = joints[keep], tag_k[idx][keep]
-            if len(joints) == 0:
-                continue
-            if not people:
-                for tag, joint in zip(tags, joints):
-                    start_person(tag, joint, idx)
-                continue
-            keys = list(people)[: cfg.max_people]
-            mean_tags = np.array([np.mean(person_tags[key], axis=0) for key in keys])
-            distance = np.linalg.norm(joints[:, None, 3:] - mean_tags[None, :, :], ord=2, axis=2)
-            cost = np.round(distance) * 100 - joints[:, 2:3]
-            added, grouped = cost.shape
-            if added > grouped:
-                cost = np.concatenate((cost, np.zeros((added, added - grouped)) + 1e10), axis=1)
-            for row, col in munkres_assignment(cost.tolist()):
-                if row < added and col < grouped and distance[row][col] < cfg.tag_threshold:
-                    key = keys[col]
-                    people[key][idx] = joints[row]
-                    person_tags[key].append(tags[row])
-                else:
-                    start_person(tags[row], joints[row], idx)
-        return [person.astype(np.float32) for person in people.values()]
 
     @staticmethod
     def _adjust(people: list[np.ndarray], heatmaps: torch.Tensor) -> None:
@@ -252,11 +206,11 @@ class ReferenceStyleBaseline:
                 person[joint, 0:3] = (x, y, value)
         return person
 
-    def _to_image(self, people: list[np.ndarray], scores: list[float], info: ResizeInfo) -> Poses:
+    def _to_image(self, people: list[np.ndarray], scores: list[float], transform: Transform) -> Poses:
         k = self.config.joint_set.num_joints
         if not people:
             return Poses.empty(k, self.config.joint_set.name)
-        back = reference_affine(info, inverse=True)
+        back = transform.inverse_matrix
         keypoints = np.zeros((len(people), k, 3), np.float32)
         for p, person in enumerate(people):
             for joint in range(k):

@@ -28,7 +28,8 @@ class BenchConfig:
         video: a video file instead of a generated clip.
         baseline: also time the reference-style baseline.
         device: "auto", "cpu" or "cuda".
-        threads: CPU threads for torch and ONNX Runtime (0: their defaults).
+        threads: CPU threads for torch and Numba (0: their defaults); ONNX Runtime keeps its default (PoseEstimator
+            has no thread option, and engine-only must time the engine end-to-end runs use).
     """
 
     backends: tuple[BackendSpec, ...]

@@ -1,4 +1,4 @@
-"""A pure-Python Munkres (Hungarian) assignment, step for step like the `munkres` package the reference uses.
+"""A pure-Python Munkres (Hungarian) assignment, step for step like the `munkres` package (1.x) the reference uses.
 
 BASELINE ONLY: this is the slow, plain-Python solver of the reference test script, kept so that the
 benchmark can measure the product against it. The product's solver lives with the Numba grouping.
@@ -45,8 +45,9 @@ def munkres_assignment(cost: Sequence[Sequence[float]]) -> list[tuple[int, int]]
                 break
             step = 4
         elif step == 4:  # prime uncovered zeros until one has no star in its row
+            i, j = 0, 0  # each search resumes where the last one stopped, as munkres 1.x does
             while True:
-                zero = _uncovered_zero(c, row_covered, col_covered, n)
+                zero = _uncovered_zero(c, row_covered, col_covered, n, i, j)
                 if zero is None:
                     step = 6
                     break
@@ -57,6 +58,7 @@ def munkres_assignment(cost: Sequence[Sequence[float]]) -> list[tuple[int, int]]
                     path_start = (i, j)
                     step = 5
                     break
+                j = star_col
                 row_covered[i] = True
                 col_covered[star_col] = False
         elif step == 5:  # flip stars along the alternating path of primes and stars
@@ -86,11 +88,19 @@ def munkres_assignment(cost: Sequence[Sequence[float]]) -> list[tuple[int, int]]
     return [(i, j) for i in range(rows) for j in range(cols) if starred[i][j]]
 
 
-def _uncovered_zero(c: list[list[float]], row_covered: list[bool], col_covered: list[bool], n: int):
-    for i in range(n):
+def _uncovered_zero(c: list[list[float]], row_covered: list[bool], col_covered: list[bool], n: int,
+                    i0: int, j0: int) -> tuple[int, int] | None:
+    """The uncovered zero munkres 1.x picks: rows and columns are scanned cyclically from (i0, j0); in the first
+    row holding one, the last such zero of that cyclic column order."""
+    for di in range(n):
+        i = (i0 + di) % n
         if row_covered[i]:
             continue
-        for j in range(n):
+        found = None
+        for dj in range(n):
+            j = (j0 + dj) % n
             if c[i][j] == 0 and not col_covered[j]:
-                return i, j
+                found = (i, j)
+        if found is not None:
+            return found
     return None

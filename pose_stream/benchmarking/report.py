@@ -10,11 +10,12 @@ from typing import Any
 from pose_stream.benchmarking.environment import describe
 from pose_stream.benchmarking.stats import StageStats
 
-ENGINE_ONLY, END_TO_END, BASELINE = "engine-only", "end-to-end", "baseline"
-KINDS = (ENGINE_ONLY, END_TO_END, BASELINE)
-STAGE_ORDER = ("read", "prepare", "infer", "aggregate", "group", "decode", "predict_batch")
+ENGINE_ONLY, END_TO_END, PIPELINE, BASELINE = "engine-only", "end-to-end", "pipeline", "baseline"
+KINDS = (ENGINE_ONLY, END_TO_END, PIPELINE, BASELINE)
+STAGE_ORDER = ("read", "prepare", "infer", "aggregate", "group", "predict_batch")
 SUMMARY_COLUMNS = ("backend", "precision", "device", "input", "batch", "flip", "people", "engine FPS",
-                   "end-to-end FPS", "e2e / engine", "baseline FPS", "speed-up vs baseline")
+                   "end-to-end FPS", "e2e / engine", "pipeline FPS", "pipeline / engine",
+                   "pipeline latency p50/p95/p99 ms", "baseline FPS", "speed-up vs baseline")
 STAGE_COLUMNS = ("path", "backend", "input", "batch", "flip", "people", "stage", "median ms", "p99 ms",
                  "decode GPU ms", "decode CPU ms")
 
@@ -24,13 +25,15 @@ class BenchRow:
     """One timed configuration.
 
     Attributes:
-        kind: engine-only (network calls back to back), end-to-end (pose-stream's stages), or baseline.
+        kind: engine-only (network calls back to back), end-to-end (pose-stream's stages one after another),
+            pipeline (the same stages in the threaded Pipeline, batch 1, headless), or baseline.
         backend, precision, device: the engine as it reported itself.
         input_hw: network input (height, width); batch: frames per engine call; flip: flip test.
         people: figures per generated frame (None for a video or engine-only).
         decode_input: "network" or "synthetic" (see BenchConfig); "" for engine-only.
         frames: frames timed; fps: frames per second over them (None when the row could not run).
         stages: latency per stage; decode_split: {"gpu_ms", "cpu_ms"} medians of decoding by processor.
+        latency_ms: pipeline rows: capture-to-poses latency {"p50", "p95", "p99"}; None for the other kinds.
         note: why a row did not run, or what to know about it.
     """
 
@@ -47,6 +50,7 @@ class BenchRow:
     fps: float | None = None
     stages: dict[str, StageStats] = field(default_factory=dict)
     decode_split: dict[str, float] | None = None
+    latency_ms: dict[str, float | None] | None = None
     note: str = ""
 
     def __post_init__(self) -> None:
@@ -64,7 +68,7 @@ class BenchRow:
             "decode_input": self.decode_input, "frames": self.frames,
             "fps": None if self.fps is None else round(self.fps, 4),
             "stages": {name: s.to_dict() for name, s in self.stages.items()},
-            "decode_split": self.decode_split, "note": self.note,
+            "decode_split": self.decode_split, "latency_ms": self.latency_ms, "note": self.note,
         }
 
 
@@ -83,23 +87,29 @@ class BenchReport:
         return None
 
     def summary(self) -> list[dict[str, Any]]:
-        """One line per engine configuration and people count, joining engine-only, end-to-end and baseline."""
+        """One line per engine configuration and people count, joining engine-only, end-to-end, pipeline (batch 1
+        lines only: the pipeline runs one frame at a time) and baseline."""
         lines = []
         for engine in (r for r in self.rows if r.kind == ENGINE_ONLY):
             for people in self._people():
                 same = dict(input_hw=engine.input_hw, flip=engine.flip, people=people)
                 e2e = self.find(END_TO_END, backend=engine.backend, precision=engine.precision,
                                 batch=engine.batch, **same)
+                piped = self.find(PIPELINE, backend=engine.backend, precision=engine.precision, **same) \
+                    if engine.batch == 1 else None
                 base = self.find(BASELINE, **same)
                 e2e_fps = e2e.fps if e2e else None
+                pipeline_fps = piped.fps if piped else None
                 base_fps = base.fps if base else None
                 lines.append({
                     "backend": engine.backend, "precision": engine.precision, "device": engine.device,
                     "input": engine.input_label, "batch": engine.batch, "flip": engine.flip, "people": people,
                     "engine_fps": engine.fps, "e2e_fps": e2e_fps,
                     "e2e_over_engine": _ratio(e2e_fps, engine.fps),
+                    "pipeline_fps": pipeline_fps, "pipeline_over_engine": _ratio(pipeline_fps, engine.fps),
+                    "pipeline_latency_ms": piped.latency_ms if piped else None,
                     "baseline_fps": base_fps, "speedup_vs_baseline": _ratio(e2e_fps, base_fps),
-                    "e2e_note": e2e.note if e2e else "",
+                    "e2e_note": e2e.note if e2e else "", "pipeline_note": piped.note if piped else "",
                 })
         return lines
 
@@ -115,6 +125,9 @@ class BenchReport:
             f"({self.settings.get('weights_label', '')}); warm-up {self.settings.get('warmup', 0)} frames excluded.",
             "Baseline = a serial pipeline organised like the reference test script (PyTorch forward, F.interpolate "
             "aggregation, plain-Python grouping with per-person refine), measured in the same run; not a product path.",
+            "End-to-end = the estimator's stages one after another; pipeline = the same stages in the threaded "
+            "Pipeline (capture, infer, aggregate, group threads; batch 1, no rendering, no outputs), decoding the "
+            "same input as end-to-end; latency = capture to poses.",
         ]
         summary = [_md_row(SUMMARY_COLUMNS), _md_row(["---"] * len(SUMMARY_COLUMNS))]
         for line in self.summary():
@@ -122,7 +135,8 @@ class BenchReport:
                 line["backend"], line["precision"], line["device"], line["input"], line["batch"],
                 "on" if line["flip"] else "off", _people_label(line["people"]), _num(line["engine_fps"]),
                 _num(line["e2e_fps"]),
-                _num(line["e2e_over_engine"], 3), _num(line["baseline_fps"]),
+                _num(line["e2e_over_engine"], 3), _num(line["pipeline_fps"]), _num(line["pipeline_over_engine"], 3),
+                _latencies(line["pipeline_latency_ms"]), _num(line["baseline_fps"]),
                 _num(line["speedup_vs_baseline"], 1) + ("x" if line["speedup_vs_baseline"] else ""),
             ]))
         stages = [_md_row(STAGE_COLUMNS), _md_row(["---"] * len(STAGE_COLUMNS))]
@@ -184,7 +198,7 @@ class BenchReport:
                     series.setdefault(label, []).append((p, row.fps))
             elif row.people is not None:
                 series.setdefault(label, []).append((row.people, row.fps))
-        styles = {ENGINE_ONLY: ":", END_TO_END: "-", BASELINE: "--"}
+        styles = {ENGINE_ONLY: ":", END_TO_END: "-", PIPELINE: "-.", BASELINE: "--"}
         for label, points in series.items():
             points.sort()
             ax.plot([p for p, _ in points], [f for _, f in points], styles[label.split(" ")[0]], marker="o", label=label)
@@ -217,6 +231,12 @@ class BenchReport:
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
+
+
+def _latencies(latency: dict[str, float | None] | None) -> str:
+    if not latency:
+        return "n/a"
+    return "/".join(_num(latency.get(q), 1) for q in ("p50", "p95", "p99"))
 
 
 def _num(value: float | None, digits: int = 2) -> str:

@@ -1,8 +1,9 @@
-"""Runs a BenchConfig: engine-only, end-to-end (pose-stream's estimator stages) and the baseline.
+"""Runs a BenchConfig: engine-only, end-to-end (pose-stream's estimator stages, serial), pipeline (the same
+stages in the real threaded Pipeline) and the baseline.
 
-Every timed configuration first runs `warmup` untimed frames. Frames come from a small pool (generated stick
-figures, the demo world, or the first frames of a video, all network-input sized) that is cycled, so frame
-decoding from disk is not part of the figures.
+Every timed configuration first runs `warmup` untimed frames. Frames come from a small pool (generated scenes:
+the demo world or stick figures; or the first frames of a video; all network-input sized) that is cycled, so
+frame decoding from disk is not part of the figures.
 """
 from __future__ import annotations
 
@@ -12,26 +13,33 @@ import math
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pose_stream.benchmarking import synthetic
 from pose_stream.benchmarking.backends import BackendSpec, build_estimator, open_backend
-from pose_stream.benchmarking.baseline import BaselineConfig, ReferenceStyleBaseline, reference_prepare
+from pose_stream.benchmarking.baseline import BaselineConfig, ReferenceStyleBaseline
 from pose_stream.benchmarking.config import BenchConfig
 from pose_stream.benchmarking.environment import collect_environment
-from pose_stream.benchmarking.report import BASELINE, END_TO_END, ENGINE_ONLY, BenchReport, BenchRow
+from pose_stream.benchmarking.pipelined import RenderedOutputsEstimator, latency_ms, run_pipeline, stage_stats
+from pose_stream.benchmarking.report import BASELINE, END_TO_END, ENGINE_ONLY, PIPELINE, BenchReport, BenchRow
 from pose_stream.benchmarking.stats import StageStats
+from pose_stream.benchmarking.synthetic import make_scenes
+from pose_stream.decoding import ScaleResult
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import JointSet
+from pose_stream.kernels.synthetic import render_flipped_outputs, render_outputs
+from pose_stream.preprocessing import preprocess
 
 log = logging.getLogger(__name__)
 
 FRAME_POOL = 8      # distinct frames per clip
 OUTPUT_POOL = 4     # distinct rendered network outputs per clip (they are large at 512x960)
+# Rendered outputs get a little noise, as a network's maps have: exactly flat maps make plateaus (near the
+# border) whose equal pixels all survive NMS, so one joint would start a second person.
+RENDER_NOISE = 0.01
 
 Step = tuple[str, Callable[[Any, int], Any]]
 
@@ -53,13 +61,20 @@ class Clip:
         assert self.outputs is not None
         return self.outputs[index % len(self.outputs)]
 
+    def with_rendered_outputs(self, raw, index: int):
+        """The estimator's RawOutputs with frame `index`'s rendered outputs in place of the network's."""
+        return replace(raw, scales=(ScaleResult(1.0, *self.rendered(index)),))
+
 
 def run_benchmark(config: BenchConfig, command: str = "", progress: bool = True) -> BenchReport:
     """Time every configuration of `config`; returns the report (nothing printed, nothing written)."""
     import torch
 
     if config.threads:
+        import numba
+
         torch.set_num_threads(config.threads)
+        numba.set_num_threads(min(config.threads, numba.config.NUMBA_NUM_THREADS))
     model, weights_label = _load_model(config)
     decode_input = config.resolved_decode_input
     report = BenchReport(collect_environment(), {
@@ -80,7 +95,10 @@ def run_benchmark(config: BenchConfig, command: str = "", progress: bool = True)
                         report.rows.append(_engine_only(spec, config, model, onnx, size, batch, flip, any_clip, progress))
                         for people, clip in clips.items():
                             report.rows.append(_end_to_end(spec, config, weights, onnx, size, batch, flip, people,
-                                                           clip, decode_input, joint_set, progress))
+                                                           clip, decode_input, progress))
+                    for people, clip in clips.items():
+                        report.rows.append(_pipeline(spec, config, weights, onnx, size, flip, people, clip,
+                                                     decode_input, progress))
                 if config.baseline:
                     for people, clip in clips.items():
                         report.rows.append(_baseline(config, model, size, flip, people, clip, decode_input, progress))
@@ -133,17 +151,17 @@ def _make_clip(config: BenchConfig, size_hw: tuple[int, int], people: int | None
     height, width = size_hw
     if config.video:
         return Clip(_video_frames(config.video, (width, height)))
-    rng = np.random.default_rng(config.seed + 1000 * people)
-    positions = [synthetic.make_people(people, (width, height), joint_set, rng) for _ in range(FRAME_POOL)]
-    frames = synthetic.demo_world_frames(people, (width, height), FRAME_POOL, config.seed)
-    if frames is None:
-        frames = [synthetic.stick_figure_frame(p, (width, height), joint_set, rng) for p in positions]
+    # What the network sees matters only where its own outputs are decoded.
+    scenes = make_scenes(people, (width, height), joint_set, FRAME_POOL, config.seed + 1000 * people,
+                         demo_world=decode_input == "network")
     outputs = None
     if decode_input == "synthetic":
-        outputs = [(synthetic.render_outputs(p, (width, height), joint_set),
-                    synthetic.render_outputs(p, (width, height), joint_set, flipped=True) if flip else None)
-                   for p in positions[:OUTPUT_POOL]]
-    return Clip(frames, outputs)
+        rng = np.random.default_rng(config.seed)
+        noisy = dict(noise=RENDER_NOISE, rng=rng)
+        outputs = [(render_outputs(s.people, (width, height), joint_set.num_joints, **noisy),
+                    render_flipped_outputs(s.people, (width, height), joint_set, **noisy) if flip else None)
+                   for s in scenes[:OUTPUT_POOL]]
+    return Clip([s.frame for s in scenes], outputs)
 
 
 def _video_frames(path: str, size: tuple[int, int]) -> list[np.ndarray]:
@@ -207,13 +225,13 @@ def _cuda_sync(device: str) -> Callable[[], None] | None:
 def _engine_only(spec: BackendSpec, config: BenchConfig, model, onnx: str | None, size: tuple[int, int],
                  batch: int, flip: bool, clip: Clip, progress: bool) -> BenchRow:
     base = dict(kind=ENGINE_ONLY, backend=spec.name, input_hw=size, batch=batch, flip=flip, people=None)
-    images = np.concatenate([reference_prepare(clip.frame(i), min(size))[0].numpy() for i in range(batch)])
+    images = np.concatenate([preprocess(clip.frame(i), min(size))[0] for i in range(batch)])
     if flip:  # the plain and the flipped pass of every frame in one call
         images = np.concatenate([images, np.ascontiguousarray(images[..., ::-1])])
     calls = math.ceil(config.frames / batch)
     # A copy: the torch backend converts its model in place (device, FP16).
-    with open_backend(spec, model=copy.deepcopy(model), onnx=onnx, engine=config.engine, device=config.device,
-                      threads=config.threads) as backend:
+    with open_backend(spec, model=copy.deepcopy(model), onnx=onnx, engine=config.engine,
+                      device=config.device) as backend:
         with _bar(calls * batch, f"engine-only {spec.name} {size[0]}x{size[1]} b{batch}", progress) as bar:
             seconds, total = _time_steps([("infer", lambda _, i: backend.infer(images))], calls, config.warmup, bar,
                                          frames_per_call=batch)
@@ -223,63 +241,88 @@ def _engine_only(spec: BackendSpec, config: BenchConfig, model, onnx: str | None
 
 
 def _end_to_end(spec: BackendSpec, config: BenchConfig, weights: str, onnx: str | None, size: tuple[int, int],
-                batch: int, flip: bool, people: int | None, clip: Clip, decode_input: str, joint_set: JointSet,
-                progress: bool) -> BenchRow:
+                batch: int, flip: bool, people: int | None, clip: Clip, decode_input: str, progress: bool) -> BenchRow:
     base = dict(kind=END_TO_END, backend=spec.name, input_hw=size, batch=batch, flip=flip, people=people,
                 decode_input=decode_input)
     if batch > 1 and decode_input == "synthetic":
         return BenchRow(**base, precision=spec.precision, device="", note="batched end-to-end decodes network outputs only")
-    sources = {"torch": dict(weights=weights), "onnxruntime": dict(onnx=onnx), "tensorrt": dict(engine=config.engine)}
     try:
-        estimator = build_estimator(spec, model=config.model, **sources[spec.framework], input_size=min(size),
-                                    flip=flip, scales=(1.0,), device=config.device)
+        estimator = _estimator(spec, config, weights, onnx, size, flip)
     except PoseStreamError as exc:
         return BenchRow(**base, precision=spec.precision, device="", note=str(exc))
     with estimator:
-        steps = _product_steps(estimator, clip, batch, decode_input, size, joint_set)
+        steps, grouped_early = _product_steps(estimator, clip, batch, decode_input)
         calls = math.ceil(config.frames / batch)
         with _bar(calls * batch, f"end-to-end {spec.name} {size[0]}x{size[1]} b{batch} {people} people", progress) as bar:
             seconds, total = _time_steps(steps, calls, config.warmup, bar, _cuda_sync(config.device), batch)
         info = estimator.backend_info
         stages = {name: StageStats.from_seconds(s) for name, s in seconds.items()}
+        split, note = _decode_split(info.device, stages, grouped_early[0])
         return BenchRow(**base, precision=info.precision, device=info.device, frames=calls * batch,
-                        fps=calls * batch / total, stages=stages, decode_split=_decode_split(estimator, stages))
+                        fps=calls * batch / total, stages=stages, decode_split=split, note=note)
 
 
-def _product_steps(estimator, clip: Clip, batch: int, decode_input: str, size: tuple[int, int],
-                   joint_set: JointSet) -> list[Step]:
+def _estimator(spec: BackendSpec, config: BenchConfig, weights: str, onnx: str | None, size: tuple[int, int],
+               flip: bool):
+    sources = {"torch": dict(weights=weights), "onnxruntime": dict(onnx=onnx), "tensorrt": dict(engine=config.engine)}
+    return build_estimator(spec, model=config.model, **sources[spec.framework], input_size=min(size),
+                           flip=flip, scales=(1.0,), device=config.device)
+
+
+def _pipeline(spec: BackendSpec, config: BenchConfig, weights: str, onnx: str | None, size: tuple[int, int],
+              flip: bool, people: int | None, clip: Clip, decode_input: str, progress: bool) -> BenchRow:
+    """The clip through the real threaded Pipeline (batch 1, no rendering, no output work); the first
+    `warmup` frames are run but not counted."""
+    base = dict(kind=PIPELINE, backend=spec.name, input_hw=size, batch=1, flip=flip, people=people,
+                decode_input=decode_input)
+    try:
+        estimator = _estimator(spec, config, weights, onnx, size, flip)
+    except PoseStreamError as exc:
+        return BenchRow(**base, precision=spec.precision, device="", note=str(exc))
+    staged = RenderedOutputsEstimator(estimator, clip.with_rendered_outputs) if decode_input == "synthetic" else estimator
+    with _bar(config.frames, f"pipeline {spec.name} {size[0]}x{size[1]} {people} people", progress) as bar:
+        stats, info = run_pipeline(staged, clip.frame, config.frames, config.warmup, (size[1], size[0]), bar.update)
+    fps = stats.fps
+    precision, device = (spec.precision, "") if info is None else (info.precision, info.device)
+    return BenchRow(**base, precision=precision, device=device, frames=stats.frames,
+                    fps=None if fps != fps else fps, stages=stage_stats(stats), latency_ms=latency_ms(stats),
+                    note="" if fps == fps else "too few timed frames for a pipeline FPS (needs 2)")
+
+
+def _product_steps(estimator, clip: Clip, batch: int, decode_input: str) -> tuple[list[Step], list[bool]]:
+    """The estimator's stages as timed steps; with synthetic decoding, aggregation gets the rendered outputs
+    in place of the network's. The list says whether aggregation grouped at once (the CUDA path does)."""
+    grouped_early = [False]
     if batch > 1:
         return [("read", lambda _, i: [clip.frame(i * batch + j) for j in range(batch)]),
-                ("predict_batch", lambda frames, i: estimator.predict_batch(frames))]
-    steps: list[Step] = [("read", lambda _, i: clip.frame(i)),
-                         ("prepare", lambda frame, i: estimator.prepare(frame)),
-                         ("infer", lambda prepared, i: estimator.infer(prepared))]
-    if decode_input == "network":
-        return steps + [("aggregate", lambda raw, i: estimator.aggregate(raw)),
-                        ("group", lambda aggregated, i: estimator.group(aggregated))]
-    try:
-        from pose_stream import decode
-    except ImportError as exc:
-        raise PoseStreamError(f"pose_stream.decode is not available in this install ({exc})") from None
-    height, width = size
-    return steps + [("decode", lambda raw, i: decode(*clip.rendered(i), image_size=(width, height),
-                                                    input_size=min(size), dataset=joint_set.name))]
+                ("predict_batch", lambda frames, i: estimator.predict_batch(frames))], grouped_early
+
+    def aggregate(raw, i: int):
+        if decode_input == "synthetic":
+            raw = clip.with_rendered_outputs(raw, i)
+        aggregated = estimator.aggregate(raw)
+        grouped_early[0] = aggregated.grouped is not None
+        return aggregated
+
+    return [("read", lambda _, i: clip.frame(i)),
+            ("prepare", lambda frame, i: estimator.prepare(frame)),
+            ("infer", lambda prepared, i: estimator.infer(prepared)),
+            ("aggregate", aggregate),
+            ("group", lambda aggregated, i: estimator.group(aggregated))], grouped_early
 
 
-def _decode_split(estimator, stages: dict[str, StageStats]) -> dict[str, float] | None:
-    """Median decoding milliseconds on the GPU and on the CPU: aggregation runs where the estimator put it."""
+def _decode_split(device: str, stages: dict[str, StageStats], grouped_early: bool) -> tuple[dict[str, float] | None, str]:
+    """Median decoding milliseconds on the GPU and on the CPU, and a note where they do not separate.
+
+    The Numba aggregation runs on the CPU; the CUDA one (GPU backends with pycuda) also groups, as its refine
+    reads the maps it has just made, so its aggregate stage holds the CPU grouping too."""
     if "aggregate" not in stages or "group" not in stages:
-        return None
-    on_gpu = _aggregates_on_gpu(estimator)
+        return None, ""
     aggregate, group = stages["aggregate"].median_ms, stages["group"].median_ms
-    return {"gpu_ms": aggregate if on_gpu else 0.0, "cpu_ms": group + (0.0 if on_gpu else aggregate)}
-
-
-def _aggregates_on_gpu(estimator) -> bool:
-    device = getattr(estimator, "aggregation_device", None)
-    if device is not None:
-        return str(device).startswith(("cuda", "gpu"))
-    return str(estimator.backend_info.device).startswith("cuda")
+    if not grouped_early:
+        return {"gpu_ms": 0.0, "cpu_ms": aggregate + group}, ""
+    return ({"gpu_ms": aggregate, "cpu_ms": group},
+            f"CUDA aggregation on {device}: its stage (decode GPU ms) includes grouping, which needs its latest maps")
 
 
 def _baseline(config: BenchConfig, model, size: tuple[int, int], flip: bool, people: int | None, clip: Clip,
@@ -314,5 +357,5 @@ def _baseline(config: BenchConfig, model, size: tuple[int, int], flip: bool, peo
 
 
 def _aggregate(baseline: ReferenceStyleBaseline, raw) -> tuple:
-    outputs, flipped, info = raw
-    return baseline.aggregate(outputs, flipped, info.network_size)
+    outputs, flipped, transform = raw
+    return baseline.aggregate(outputs, flipped, transform.network_size)

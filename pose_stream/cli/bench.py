@@ -22,8 +22,9 @@ Backends: torch (FP32), torch-fp16 (CUDA), onnxruntime, tensorrt (needs --engine
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "bench", help="measure FPS and per-stage latency (engine-only, end-to-end, reference-style baseline)",
-        description="Time the network alone (engine-only), pose-stream's stages end to end, and a baseline organised "
+        "bench", help="measure FPS and per-stage latency (engine-only, end-to-end, pipeline, reference-style baseline)",
+        description="Time the network alone (engine-only), pose-stream's stages end to end (serially, and in the threaded "
+        "pipeline), and a baseline organised "
         "like the reference test script, over backends, input sizes, batch sizes, flip and people per frame. "
         "Warm-up frames are excluded.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -48,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="decode the network's outputs, or outputs rendered from the generated people (a load that "
                    "follows --people even with random weights); auto: network with trained weights (default)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch and ONNX Runtime (0: their default)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (the torch backend and the baseline) "
+                   "and the Numba decoding (0: their default); ONNX Runtime keeps its default, as in PoseEstimator")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated clip and random weights")
     p.add_argument("--output-dir", default=".", help="where the JSON and PNG go (default: the current folder)")
     p.add_argument("--name", default="pose-stream-bench", help="file name stem of the JSON and PNG (default: %(default)s)")

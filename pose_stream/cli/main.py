@@ -19,6 +19,8 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("build-engine", "pose_stream.cli.build_engine"),
     ("bench", "pose_stream.cli.bench"),
     ("eval", "pose_stream.cli.eval"),
+    ("synth", "pose_stream.cli.synth"),
+    ("train", "pose_stream.cli.train"),
 ]
 DEFAULT_SUBCOMMAND = "run"
 

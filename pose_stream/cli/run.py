@@ -94,13 +94,15 @@ def parse_input_size(text: str | None) -> int | None:
     return size
 
 
-def demo_model() -> tuple[str, str | None]:
-    """(model config, weights) for `--source demo` when no model is given.
+DEMO_VIDEO = "pose-stream-demo.mp4"
 
-    The hook for the demo's trained model; until it exists, a small network with random weights.
-    """
-    log.warning("no trained demo model yet: using small_w16 with random weights (the poses are meaningless)")
-    return "small_w16", None
+
+def demo_model() -> tuple[str, str]:
+    """(model config, weights) of the bundled demo model, used for `--source demo` when no model is given."""
+    from pose_stream.train.demo import DEMO_MODEL_NAME, DEMO_NOTICE, demo_model_path
+
+    print(f"pose-stream: note: {DEMO_NOTICE}", file=sys.stderr)
+    return DEMO_MODEL_NAME, str(demo_model_path())
 
 
 def make_estimator(args: argparse.Namespace) -> Any:
@@ -151,7 +153,11 @@ def _build_sinks(args: argparse.Namespace) -> list:
     show = args.show
     if not (args.show or args.save or args.json or args.coco_results or args.no_render):
         show = gui_available() and (sys.platform != "linux" or bool(os.environ.get("DISPLAY")))
-        if not show:
+        if not show and args.source == ["demo"]:
+            # The demo is for looking at: without a window, write the annotated video where it can be found.
+            args.save = os.path.abspath(DEMO_VIDEO)
+            print(f"pose-stream: no window available: writing the annotated demo to {args.save}", file=sys.stderr)
+        elif not show:
             print("pose-stream: no output chosen (--show, --save, --json, --coco-results): printing statistics only",
                   file=sys.stderr)
     sinks: list = []

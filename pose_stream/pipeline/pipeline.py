@@ -21,7 +21,7 @@ from pose_stream.errors import PoseStreamError
 from pose_stream.pipeline.channels import END, Aborted, FrameMux, StageQueue
 from pose_stream.pipeline.frames import Frame, FrameResult, Work
 from pose_stream.pipeline.protocols import StageEstimator
-from pose_stream.pipeline.render import draw_overlay, draw_poses
+from pose_stream.pipeline.render import draw_overlay, draw_poses, drawn_people
 from pose_stream.pipeline.sinks import Sink, SinkContext
 from pose_stream.pipeline.sources import Source, SourceState
 from pose_stream.pipeline.stats import PipelineStats
@@ -321,7 +321,7 @@ class Pipeline:
     def _overlay_lines(self, result: FrameResult) -> list[str]:
         fps = self.stats.recent_fps()
         lines = [f"{'--' if fps != fps else f'{fps:.1f}'} FPS  latency {result.latency * 1000:.0f} ms  "
-                 f"{len(result.poses)} people"]
+                 f"{len(drawn_people(result.poses))} people"]
         if result.source_state != SourceState.STREAMING.value:
             lines.append(f"source {result.source_state}")
         return lines

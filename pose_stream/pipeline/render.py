@@ -10,16 +10,24 @@ from pose_stream.joints import JointSet, get_joint_set
 from pose_stream.poses import Poses
 
 MIN_JOINT_VALUE = 0.1  # joints below this heatmap value are not drawn (nor limbs touching them)
+# The reference keeps every fragment (one-joint people that refine completes, with tiny scores); drawing
+# them buries the real people under stray limbs. Outputs (JSON, COCO results) still hold everyone.
+MIN_PERSON_SCORE = 0.15
+
+
+def drawn_people(poses: Poses, min_score: float = MIN_PERSON_SCORE) -> np.ndarray:
+    """Indices of the people worth drawing: person score >= min_score."""
+    return np.flatnonzero(poses.scores >= min_score)
 
 
 def draw_poses(image: np.ndarray, poses: Poses, joint_set: JointSet | None = None,
-               min_value: float = MIN_JOINT_VALUE) -> np.ndarray:
-    """Draw every person's limbs and joints on `image` (uint8 BGR, in place); returns `image`."""
+               min_value: float = MIN_JOINT_VALUE, min_score: float = MIN_PERSON_SCORE) -> np.ndarray:
+    """Draw the limbs and joints of every person scoring >= min_score on `image` (uint8 BGR, in place)."""
     joints = joint_set or get_joint_set(poses.joint_set)
     height, width = image.shape[:2]
     thickness = max(1, round(min(height, width) / 240))
     radius = thickness + 1
-    for person in poses.keypoints:
+    for person in poses.keypoints[drawn_people(poses, min_score)]:
         visible = person[:, 2] >= min_value
         points = np.round(person[:, :2]).astype(np.int64)
         for limb, (a, b) in enumerate(joints.skeleton):

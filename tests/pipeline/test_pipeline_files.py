@@ -11,6 +11,7 @@ import pytest
 
 from pipeline_fakes import CollectSink, FakeEstimator, TinyTorchEstimator, decode_all, digest, expected_poses, pipeline_threads
 from pose_stream.errors import PoseStreamError
+from pose_stream.pipeline.sources.demo import pattern_frames
 from pose_stream.pipeline import (
     CocoResultsSink, GeneratedSource, JsonLinesSink, Pipeline, PipelineConfig, PipelineError, SourceState,
     VideoSink, open_source,
@@ -139,7 +140,7 @@ def test_a_failing_stage_stops_everything_with_a_clear_error(stage):
     collect = CollectSink()
     started = time.monotonic()
     with pytest.raises(PipelineError, match=f"injected failure in {stage}") as err:
-        Pipeline(estimator, [GeneratedSource(num_frames=10_000, size=(64, 48))], [collect]).run()
+        Pipeline(estimator, [GeneratedSource(num_frames=10_000, size=(64, 48), frames=pattern_frames)], [collect]).run()
     assert time.monotonic() - started < 3.0
     assert ("infer" if stage == "prepare" else stage) in str(err.value)
     assert collect.closed and len(collect.results) < 5
@@ -149,7 +150,7 @@ def test_a_failing_stage_stops_everything_with_a_clear_error(stage):
 def test_domain_errors_from_a_stage_are_raised_unchanged():
     estimator = FakeEstimator(fail_at=("infer", 1), fail_with=PoseStreamError)
     with pytest.raises(PoseStreamError, match="injected failure in infer") as err:
-        Pipeline(estimator, [GeneratedSource(num_frames=100, size=(64, 48))]).run()
+        Pipeline(estimator, [GeneratedSource(num_frames=100, size=(64, 48), frames=pattern_frames)]).run()
     assert not isinstance(err.value, PipelineError)
 
 
@@ -159,7 +160,7 @@ def test_a_failing_sink_stops_the_pipeline():
             raise OSError("disk full")
 
     with pytest.raises(PipelineError, match="output stage failed: OSError: disk full"):
-        Pipeline(FakeEstimator(), [GeneratedSource(num_frames=1000, size=(64, 48))], [Broken()]).run()
+        Pipeline(FakeEstimator(), [GeneratedSource(num_frames=1000, size=(64, 48), frames=pattern_frames)], [Broken()]).run()
 
 
 def test_a_source_failing_mid_run_stops_with_its_message(tmp_path, image_folder):
@@ -183,7 +184,7 @@ def test_stop_drains_frames_in_flight_and_finalises_files(tmp_path):
                 self.request_stop()
 
     collect = StopAt()
-    pipeline = Pipeline(estimator, [GeneratedSource(num_frames=10_000, size=(96, 64))],
+    pipeline = Pipeline(estimator, [GeneratedSource(num_frames=10_000, size=(96, 64), frames=pattern_frames)],
                         [collect, JsonLinesSink(jsonl), VideoSink(saved)])
     stats = pipeline.run()
     assert 10 <= stats.frames < 30
@@ -195,7 +196,7 @@ def test_stop_drains_frames_in_flight_and_finalises_files(tmp_path):
 
 def test_stop_gives_up_on_slow_frames_after_the_drain_timeout():
     estimator = FakeEstimator(delays={"infer": 0.4})
-    pipeline = Pipeline(estimator, [GeneratedSource(num_frames=1000, size=(64, 48))], [CollectSink()],
+    pipeline = Pipeline(estimator, [GeneratedSource(num_frames=1000, size=(64, 48), frames=pattern_frames)], [CollectSink()],
                         PipelineConfig(drain_timeout=0.3))
     threading.Timer(0.5, pipeline.stop).start()
     started = time.monotonic()
@@ -217,7 +218,7 @@ def test_memory_is_flat_over_a_long_run(tmp_path):
             if n in (300, 1499):
                 marks[n] = rss_bytes()
 
-    Pipeline(FakeEstimator(), [GeneratedSource(num_frames=1500, size=(320, 240))],
+    Pipeline(FakeEstimator(), [GeneratedSource(num_frames=1500, size=(320, 240), frames=pattern_frames)],
              [Probe(), VideoSink(tmp_path / "soak.mp4"), JsonLinesSink(tmp_path / "soak.jsonl")]).run()
     growth = (marks[1499] - marks[300]) / marks[300]
     assert growth < 0.05, f"RSS grew {growth:.1%}"

@@ -197,9 +197,19 @@ def test_draw_poses_uses_joint_set_colours_and_skips_weak_joints():
 
 
 def test_generated_source_yields_its_frames_in_order():
-    source = GeneratedSource(num_frames=5, size=(64, 48))
+    source = GeneratedSource(num_frames=5, size=(96, 64))  # the animated synthetic scene
     frames = list(source.images(threading.Event()))
     assert [f.index for f in frames] == list(range(5))
-    assert frames[0].image.shape == (48, 64, 3) and frames[0].image.dtype == np.uint8
+    assert frames[0].image.shape == (64, 96, 3) and frames[0].image.dtype == np.uint8
     assert not np.array_equal(frames[0].image, frames[4].image)
     assert cv2.mean(frames[0].image)[0] > 0
+
+
+def test_draw_poses_skips_low_scoring_fragments():
+    image = np.zeros((120, 160, 3), np.uint8)
+    poses = expected_poses(image.shape, 40.0)
+    weak = Poses(poses.keypoints, np.full_like(poses.scores, 0.05), "coco")
+    draw_poses(image, weak)
+    assert not image.any()
+    draw_poses(image, weak, min_score=0.0)
+    assert image.any()

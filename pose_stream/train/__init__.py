@@ -1,0 +1,1 @@
+"""Synthetic people, COCO-format training and the bundled demo model."""
