@@ -14,8 +14,8 @@ from pose_stream.errors import PoseStreamError
 
 # (subcommand, module): the order is the order `--help` lists them.
 SUBCOMMANDS: list[tuple[str, str]] = [
-    ("export", "pose_stream.cli.export"),
     ("run", "pose_stream.cli.run"),
+    ("export", "pose_stream.cli.export"),
     ("build-engine", "pose_stream.cli.build_engine"),
     ("bench", "pose_stream.cli.bench"),
     ("eval", "pose_stream.cli.eval"),
@@ -28,7 +28,11 @@ EPILOG = """\
 examples:
   pose-stream --source demo                      play the synthetic demo with the bundled model
   pose-stream --source webcam --weights pose_higher_hrnet_w32_512.pth
+  pose-stream --source rtsp://user:pass@cam/stream --weights pose_higher_hrnet_w32_512.pth --json poses.jsonl
   pose-stream export --weights pose_higher_hrnet_w32_512.pth --model w32_512 -o w32.onnx
+  pose-stream build-engine --onnx w32.onnx --input-size 512x960        TensorRT FP16 engine (GPU)
+  pose-stream bench --backend onnxruntime --people 10 --frames 200
+  pose-stream eval --images val2017 --annotations person_keypoints_val2017.json --weights w32.pth
 
 Run `pose-stream SUBCOMMAND --help` for the options of each subcommand.
 """

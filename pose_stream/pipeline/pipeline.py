@@ -245,7 +245,12 @@ class Pipeline:
         finally:
             self._send_end(self._inferred)
             # Outputs of the backend may still be in use downstream: close once the output stage is done.
-            self._outputs_done.wait(self.config.drain_timeout + self.config.join_timeout)
+            # That stage always ends (END, abort, or the drain deadline, which aborts), so wait for it; after
+            # an abort, stages still inside a call get a bounded grace period.
+            while not self._outputs_done.wait(0.1):
+                if self._abort.is_set():
+                    self._outputs_done.wait(self.config.join_timeout)
+                    break
             try:
                 estimator.close()
             except BaseException as exc:  # noqa: BLE001
