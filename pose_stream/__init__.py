@@ -4,8 +4,7 @@ Heavy submodules load on first use, so `import pose_stream` stays cheap.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pose_stream._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -26,13 +25,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pose_stream' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_LAZY))
-
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, lambda: list(globals()))

@@ -4,8 +4,7 @@ Entry points load their modules on first use (Numba compiles, pycuda is optional
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pose_stream._lazy import lazy_exports
 
 _LAZY = {
     "ScaleOutputs": "pose_stream.kernels.aggregate_ref",
@@ -19,12 +18,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pose_stream.kernels' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, lambda: list(globals()))
