@@ -12,15 +12,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from pose_stream._optional import available
-from pose_stream.decoding import NMS_KERNEL, Aggregated, Decoder, ScaleResult, refine_search_from
+from pose_stream.decoding import Aggregated, Decoder, ScaleResult
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import JointSet
-from pose_stream.kernels.group_numba import NumbaGrouper
 from pose_stream.kernels.grouping_types import GroupingParams
 from pose_stream.models.config import get_config
 from pose_stream.poses import Poses
@@ -48,10 +47,23 @@ class Prepared:
 
 @dataclass(frozen=True)
 class RawOutputs:
-    """The backend's outputs for one image: per scale the plain and (with flip test) flipped outputs."""
+    """The backend's outputs for one image: per scale the plain and (with flip test) flipped outputs.
+
+    Attributes:
+        scales: per scale, host arrays, or (device outputs) DeviceTensors of batch 1 left on the GPU.
+        transform: the scale-1 resize of the image.
+        stream: device outputs: the backend's CUDA stream their producing work is queued on.
+        generation: device outputs: the backend call they came from; a later `infer` overwrites them.
+    """
 
     scales: tuple[ScaleResult, ...]
     transform: Transform
+    stream: Any = None
+    generation: int | None = None
+
+    @property
+    def on_device(self) -> bool:
+        return self.generation is not None
 
 
 class PoseEstimator:
@@ -71,6 +83,10 @@ class PoseEstimator:
             be used from the thread that created them).
         params: grouping settings.
         precision: "fp32", or "fp16" for the torch backend on CUDA (ONNX and TensorRT models carry theirs).
+        device_outputs: with the TensorRT backend, leave the network outputs on the GPU and aggregate them there
+            (CUDA kernels compiled by pycuda; without a compiler it falls back to host copies and Numba, with a
+            warning). Each frame must then be aggregated before the next `infer`, in the same thread: the
+            pipeline does so (see `aggregate_in_infer_thread`).
     """
 
     def __init__(
@@ -87,6 +103,7 @@ class PoseEstimator:
         eager: bool = False,
         params: GroupingParams = GroupingParams(),
         precision: str = "fp32",
+        device_outputs: bool = True,
     ) -> None:
         try:
             self._config = get_config(model)
@@ -113,7 +130,10 @@ class PoseEstimator:
         self._decoder = Decoder(self.joint_set, params)
         self._backend = None
         self._backend_thread: int | None = None
-        self._aggregation = None  # the CUDA aggregation, when chosen
+        self._device_outputs = device_outputs and self.backend_name == "tensorrt"
+        self._generation = 0  # backend calls made with device outputs
+        self._aggregation = None  # the GPU aggregation, when chosen
+        self._aggregation_unavailable = False
         self._closed = False
         if eager:
             self._ensure_backend()
@@ -122,6 +142,11 @@ class PoseEstimator:
     @property
     def joint_set(self) -> JointSet:
         return self._config.joint_set
+
+    @property
+    def aggregate_in_infer_thread(self) -> bool:
+        """True when outputs stay on the GPU: `aggregate` must follow each `infer` in the inference thread."""
+        return self._device_outputs
 
     @property
     def backend_info(self):
@@ -143,12 +168,22 @@ class PoseEstimator:
 
     def infer(self, prepared: Prepared) -> RawOutputs:
         """Run the network (creates the backend on first use, in this thread)."""
+        self._ensure_backend()
+        if self._device_outputs:
+            return self._infer_on_device(prepared)
         return self._infer_many([prepared])[0]
 
     def aggregate(self, raw: RawOutputs) -> Aggregated:
         """Aggregate the outputs of all passes and scales into per-joint candidates."""
         self._check_open()
-        aggregation = self._cuda_aggregation()
+        if raw.on_device:
+            if raw.generation != self._generation:
+                raise PoseStreamError(
+                    "these GPU outputs were overwritten by a later infer(): with device outputs, aggregate each "
+                    "frame before inferring the next, in the same thread (PoseEstimator.aggregate_in_infer_thread)"
+                )
+            return self._aggregation.aggregate(raw.scales, raw.transform, raw.stream)
+        aggregation = self._host_gpu_aggregation()
         if aggregation is not None:
             return aggregation.aggregate(raw.scales, raw.transform)
         return self._decoder.aggregate(raw.scales, raw.transform)
@@ -163,7 +198,11 @@ class PoseEstimator:
         return self.group(self.aggregate(self.infer(self.prepare(image_bgr))))
 
     def predict_batch(self, images_bgr: Sequence[np.ndarray]) -> list[Poses]:
-        """People in each of several images; images whose inputs agree in shape share backend calls."""
+        """People in each of several images; images whose inputs agree in shape share backend calls (except
+        with device outputs, which one image at a time keeps on the GPU)."""
+        self._ensure_backend()
+        if self._device_outputs:
+            return [self.predict(image) for image in images_bgr]
         raws = self._infer_many([self.prepare(image) for image in images_bgr])
         return [self.group(self.aggregate(raw)) for raw in raws]
 
@@ -191,10 +230,39 @@ class PoseEstimator:
         if self._closed:
             raise PoseStreamError("this PoseEstimator is closed")
 
-    def _infer_many(self, prepared: Sequence[Prepared]) -> list[RawOutputs]:
-        backend = self._ensure_backend()
+    def _check_backend_thread(self, backend) -> None:
         if backend.info.device != "cpu" and threading.get_ident() != self._backend_thread:
             raise PoseStreamError("infer() must run in the thread that created the GPU backend")
+
+    def _infer_on_device(self, prepared: Prepared) -> RawOutputs:
+        """Every pass of one image through `infer_device`; all but the last call's outputs are kept on the GPU
+        by the aggregation (the backend's buffers are overwritten by each call)."""
+        backend = self._ensure_backend()
+        self._check_backend_thread(backend)
+        fixed = backend.input_shape[0]
+        calls = []  # (scale index, batch)
+        for s, batch in enumerate(prepared.inputs):
+            step = batch.shape[0] if fixed is None else fixed
+            if batch.shape[0] % step:
+                raise PoseStreamError(f"the backend takes batches of exactly {fixed}, cannot split {batch.shape[0]}")
+            calls.extend((s, batch[i:i + step]) for i in range(0, batch.shape[0], step))
+        self._generation += 1
+        rows: list[list[tuple]] = [[] for _ in prepared.inputs]
+        stream = None
+        for n, (s, batch) in enumerate(calls):
+            outputs = backend.infer_device(batch)
+            stream = outputs.stream
+            tensors = tuple(outputs)
+            if n < len(calls) - 1:
+                tensors = self._aggregation.keep(tensors, n, stream)
+            rows[s].extend(tuple(t.row(r) for t in tensors) for r in range(batch.shape[0]))
+        scales = tuple(ScaleResult(factor, list(r[0]), list(r[1]) if self.flip else None)
+                       for factor, r in zip(prepared.factors, rows))
+        return RawOutputs(scales, prepared.transform, stream=stream, generation=self._generation)
+
+    def _infer_many(self, prepared: Sequence[Prepared]) -> list[RawOutputs]:
+        backend = self._ensure_backend()
+        self._check_backend_thread(backend)
         # outputs[i][s]: the (out0, out1) batch rows of image i at scale s
         outputs: list[list[list[np.ndarray] | None]] = [[None] * len(self.scales) for _ in prepared]
         for s in range(len(self.scales)):
@@ -240,6 +308,8 @@ class PoseEstimator:
             self._backend = backend
             self._backend_thread = threading.get_ident()
             log.info("backend: %s", backend.info)
+            if self._device_outputs:
+                self._device_aggregation(backend)
         return self._backend
 
     def _create_backend(self):
@@ -264,92 +334,36 @@ class PoseEstimator:
                         self._config.name)
         return TorchBackend(model, self.device, fp16=self.precision == "fp16")
 
-    def _cuda_aggregation(self):
-        """The CUDA aggregation when the backend runs on a GPU and pycuda is there, else None (Numba)."""
-        if self._aggregation is not None or self._backend is None or self._backend.info.device == "cpu":
+    def _device_aggregation(self, backend) -> None:
+        """The GPU aggregation in the TensorRT backend's context, or host outputs (Numba) if it cannot run."""
+        from pose_stream.gpu_aggregation import GpuAggregation
+
+        try:
+            self._aggregation = GpuAggregation(self.joint_set, self._decoder.params, context=backend.cuda_context)
+        except PoseStreamError as exc:
+            log.warning("%s; the outputs are copied to the host and aggregated on the CPU instead", exc)
+            self._device_outputs = False
+        else:
+            log.info("aggregation: CUDA, reading the engine's outputs on the GPU")
+
+    def _host_gpu_aggregation(self):
+        """The GPU aggregation for host outputs of a GPU backend when pycuda is there, else None (Numba)."""
+        if (self._aggregation is not None or self._aggregation_unavailable or self._backend is None
+                or self._backend.info.device == "cpu"):
             return self._aggregation
         if not (available("pycuda.driver") and available("pose_stream.kernels.aggregate_cuda")):
+            self._aggregation_unavailable = True
             return None
-        self._aggregation = CudaAggregation(self.joint_set, self._decoder.params)
+        from pose_stream.gpu_aggregation import GpuAggregation
+
+        try:
+            self._aggregation = GpuAggregation(self.joint_set, self._decoder.params)
+        except PoseStreamError as exc:
+            log.warning("%s; aggregating on the CPU (Numba)", exc)
+            self._aggregation_unavailable = True
+            return None
         log.info("aggregation: CUDA")
         return self._aggregation
-
-
-class CudaAggregation:
-    """The aggregation helper's `aggregate_cuda.CudaAggregator` behind the decoder's stages (GPU machines).
-
-    Owns one CudaAggregator per set of output shapes and the device buffers the host outputs are copied to,
-    all in the device's primary context (shared with the backend; pushed around every call, never created).
-    Groups right after aggregating: the GPU refine reads the aggregator's latest maps, so the people must be
-    found before the next frame is aggregated. Untested without a GPU (integrator: check on one).
-    """
-
-    def __init__(self, joint_set: JointSet, params: GroupingParams) -> None:
-        import pycuda.driver as cuda
-
-        cuda.init()
-        self._cuda = cuda
-        self._context = cuda.Device(0).retain_primary_context()
-        self._joint_set = joint_set
-        self._params = params
-        self._grouper = NumbaGrouper(joint_set.visit_order, params)
-        self._aggregators: dict[tuple, object] = {}
-        self._device: dict[tuple[int, tuple[int, ...]], object] = {}
-
-    def aggregate(self, scales: Sequence[ScaleResult], transform: Transform) -> Aggregated:
-        from pose_stream.kernels.aggregate_cuda import DeviceOutputs
-
-        self._context.push()
-        try:
-            aggregator = self._aggregator(scales, transform)
-            pointers = []
-            for position, scale in enumerate(scales):
-                arrays = list(scale.outputs) + (list(scale.flipped) if scale.flipped is not None else [])
-                pointers.append(DeviceOutputs(*[self._upload(position, i, a) for i, a in enumerate(arrays)]))
-            cands = aggregator.aggregate(pointers)
-            grouped = self._grouper.group(cands, neighbours=cands.neighbours,
-                                          refine_search=refine_search_from(aggregator.refine))
-        finally:
-            self._context.pop()
-        return Aggregated(cands, cands.neighbours, transform, grouped=grouped)
-
-    def _aggregator(self, scales: Sequence[ScaleResult], transform: Transform):
-        from pose_stream.kernels.aggregate_cuda import CudaAggregator, ScaleShape
-
-        flip = scales[0].flipped is not None
-        shapes = tuple(
-            ScaleShape(tuple(np.shape(s.outputs[0])[-2:]), tuple(np.shape(s.outputs[1])[-2:]), s.factor)
-            for s in scales
-        )
-        w, h = transform.network_size
-        key = (shapes, (h, w), flip)
-        if key not in self._aggregators:
-            self._aggregators[key] = CudaAggregator(
-                self._joint_set.num_joints, (h, w), shapes, self._joint_set.flip_index if flip else None,
-                self._params.max_people, NMS_KERNEL,
-            )
-        return self._aggregators[key]
-
-    def _upload(self, position: int, index: int, array: np.ndarray) -> int:
-        host = np.ascontiguousarray(array, np.float32)
-        key = (position * 4 + index, host.shape)
-        if key not in self._device:
-            self._device[key] = self._cuda.mem_alloc(host.nbytes)
-        self._cuda.memcpy_htod(self._device[key], host)
-        return int(self._device[key])
-
-    def close(self) -> None:
-        self._context.push()
-        try:
-            for aggregator in self._aggregators.values():
-                aggregator.close()
-            for buffer in self._device.values():
-                buffer.free()
-        finally:
-            self._context.pop()
-            self._context.detach()
-        self._aggregators.clear()
-        self._device.clear()
 
 
 def _check_precision(precision: str, backend: str, device: str) -> None:

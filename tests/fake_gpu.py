@@ -17,6 +17,8 @@ import types
 import numpy as np
 
 PLAN_MAGIC = "FAKE-TENSORRT-PLAN"
+# Fake device addresses: allocation n starts at BASE + n * STRIDE (tests/emulated_cuda.py uses the same map).
+BASE, STRIDE = 1 << 40, 1 << 32
 TIMING_MAGIC = b"FAKE-TIMING-CACHE:"
 
 
@@ -27,7 +29,8 @@ class CudaState:
     def __init__(self, devices=(("NVIDIA Fake GPU", (9, 0)),)) -> None:
         self.devices = list(devices)
         self.memory: dict[int, np.ndarray] = {}
-        self.next_pointer = itertools.count(0x7F0000000000, 0x100000)
+        self.next_pointer = itertools.count(BASE, STRIDE)
+        self.copies = {"htod": 0, "dtoh": 0, "dtod": 0}  # bytes copied each way
         self.context_stack: list[object] = []
         self.retained = 0
         self.host_allocations: list[object] = []
@@ -129,24 +132,37 @@ def make_pycuda_driver(state: CudaState) -> types.ModuleType:
             return True  # the fake GPU finishes everything at once
 
     def _device_bytes(pointer: int, nbytes: int) -> np.ndarray:
-        buffer = state.memory[int(pointer)]
-        if nbytes > buffer.size:
-            raise Error(f"copy of {nbytes} bytes overruns a {buffer.size}-byte allocation")
-        return buffer[:nbytes]
+        """The bytes at a device address, which may point inside an allocation."""
+        pointer = int(pointer)
+        base = BASE + (pointer - BASE) // STRIDE * STRIDE
+        if base not in state.memory:
+            raise Error(f"invalid device pointer {pointer:#x}")
+        buffer, offset = state.memory[base], pointer - base
+        if offset + nbytes > buffer.size:
+            raise Error(f"copy of {nbytes} bytes at offset {offset} overruns a {buffer.size}-byte allocation")
+        return buffer[offset:offset + nbytes]
 
     def memcpy_htod_async(dest, src: np.ndarray, stream=None) -> None:
         require_context()
         data = np.ascontiguousarray(src).view(np.uint8).reshape(-1)
         _device_bytes(dest, data.size)[:] = data
+        state.copies["htod"] += data.size
 
     def memcpy_dtoh_async(dest: np.ndarray, src, stream=None) -> None:
         require_context()
         out = dest.reshape(-1).view(np.uint8)
         out[:] = _device_bytes(src, out.size)
+        state.copies["dtoh"] += out.size
+
+    def memcpy_dtod_async(dest, src, size: int, stream=None) -> None:
+        require_context()
+        _device_bytes(dest, size)[:] = _device_bytes(src, size)
+        state.copies["dtod"] += size
 
     cuda.Error, cuda.init, cuda.Context, cuda.Device = Error, init, Context, Device
     cuda.mem_alloc, cuda.pagelocked_empty, cuda.Stream, cuda.Event = DeviceAllocation, pagelocked_empty, Stream, Event
     cuda.memcpy_htod_async, cuda.memcpy_dtoh_async = memcpy_htod_async, memcpy_dtoh_async
+    cuda.memcpy_htod, cuda.memcpy_dtoh, cuda.memcpy_dtod_async = memcpy_htod_async, memcpy_dtoh_async, memcpy_dtod_async
     cuda.event_flags = types.SimpleNamespace(DISABLE_TIMING=2)
     cuda.device_bytes = _device_bytes
     return cuda

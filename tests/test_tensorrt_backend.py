@@ -114,3 +114,21 @@ def test_device_outputs_equal_host_outputs(built):
             outputs.stream.synchronize()
         for copy, expected in zip(copies, host):
             np.testing.assert_array_equal(copy, expected)
+
+
+def test_estimator_on_device_outputs_equals_host_copies(built):
+    """The engine's outputs read in place by the CUDA aggregation give the people that the same engine's
+    host copies give (every aggregation path equals the reference bit for bit)."""
+    from pose_stream.estimator import PoseEstimator
+
+    rng = np.random.default_rng()
+    common = dict(model="tiny_w8", engine=built.path, backend="tensorrt", input_size=64)
+    with PoseEstimator(**common) as on_device, PoseEstimator(device_outputs=False, **common) as host:
+        assert on_device.aggregate_in_infer_thread
+        for _ in range(3):
+            frame = rng.integers(0, 256, size=(64, 96, 3), dtype=np.uint8)
+            raw = on_device.infer(on_device.prepare(frame))
+            assert raw.on_device, "the CUDA aggregation did not start (see the log for why)"
+            got, want = on_device.group(on_device.aggregate(raw)), host.predict(frame)
+            np.testing.assert_array_equal(got.keypoints, want.keypoints)
+            np.testing.assert_array_equal(got.scores, want.scores)

@@ -52,6 +52,10 @@ class RenderedOutputsEstimator:
     def backend_info(self):
         return self._estimator.backend_info
 
+    @property
+    def aggregate_in_infer_thread(self) -> bool:
+        return bool(getattr(self._estimator, "aggregate_in_infer_thread", False))
+
     def prepare(self, image_bgr: np.ndarray) -> tuple[Any, int]:
         return self._estimator.prepare(image_bgr), next(self._numbers)
 

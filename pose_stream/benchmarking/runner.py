@@ -63,7 +63,7 @@ class Clip:
 
     def with_rendered_outputs(self, raw, index: int):
         """The estimator's RawOutputs with frame `index`'s rendered outputs in place of the network's."""
-        return replace(raw, scales=(ScaleResult(1.0, *self.rendered(index)),))
+        return replace(raw, scales=(ScaleResult(1.0, *self.rendered(index)),), stream=None, generation=None)
 
 
 def run_benchmark(config: BenchConfig, command: str = "", progress: bool = True) -> BenchReport:

@@ -41,6 +41,13 @@ class DeviceTensor:
     def nbytes(self) -> int:
         return math.prod(self.shape) * np.dtype(self.dtype).itemsize
 
+    def row(self, index: int) -> "DeviceTensor":
+        """Batch row `index` as a tensor of batch 1 in the same memory (no copy)."""
+        if not 0 <= index < self.shape[0]:
+            raise IndexError(f"row {index} of a batch of {self.shape[0]}")
+        row_bytes = self.nbytes // self.shape[0]
+        return DeviceTensor(self.name, self.pointer + index * row_bytes, (1, *self.shape[1:]), self.dtype)
+
 
 @dataclass(frozen=True)
 class DeviceOutputs:

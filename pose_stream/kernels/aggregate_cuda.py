@@ -197,6 +197,21 @@ class _CupyDriver:
 _DRIVERS = {"pycuda": _PyCudaDriver, "cupy": _CupyDriver}
 
 
+def compile_kernels(driver: str = "pycuda") -> None:
+    """Compile aggregate.cu in the current context once, raising a one-line PoseStreamError if it cannot be
+    (pycuda compiles with nvcc at run time: a machine with the CUDA driver but no toolkit fails here)."""
+    if driver not in _DRIVERS:
+        raise PoseStreamError(f"unknown CUDA driver {driver!r}; choose one of {sorted(_DRIVERS)}")
+    try:
+        module = _DRIVERS[driver](kernel_source())
+    except PoseStreamError:
+        raise
+    except Exception as exc:  # compilers raise their own error types (pycuda's CompileError, CuPy's)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise PoseStreamError(f"the CUDA aggregation kernels do not compile here ({driver}): {first}") from None
+    module.close()
+
+
 def _ptr(value: int | None) -> np.uint64:
     return np.uint64(0 if value is None else value)
 

@@ -42,7 +42,8 @@ class PipelineConfig:
         drain_timeout: after stop(), seconds to finish frames in flight before abandoning them.
         join_timeout: seconds to wait for all threads to finish when the run ends.
         aggregate_in_infer_thread: run `aggregate` in the inference thread (for estimators whose aggregation
-            uses the backend's CUDA context) instead of a thread of its own.
+            uses the backend's CUDA context) instead of a thread of its own. An estimator with a true
+            `aggregate_in_infer_thread` attribute (PoseEstimator with TensorRT device outputs) gets this anyway.
         overlay: write FPS, latency and source state on rendered frames.
     """
 
@@ -120,6 +121,12 @@ class Pipeline:
         self._abort.set()
 
     @property
+    def _aggregates_in_infer_thread(self) -> bool:
+        # Estimators whose outputs stay on the GPU say so themselves (PoseEstimator with TensorRT).
+        fused_by_estimator = bool(getattr(self.estimator, "aggregate_in_infer_thread", False))
+        return self.config.aggregate_in_infer_thread or fused_by_estimator
+
+    @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 
@@ -167,7 +174,7 @@ class Pipeline:
             (f"capture-{i}", self._capture, (i, source)) for i, source in enumerate(self.sources)
         ]
         targets.append(("infer", self._infer_loop, ()))
-        if self.config.aggregate_in_infer_thread:
+        if self._aggregates_in_infer_thread:
             targets.append(("aggregate", self._stage_loop, ("aggregate", None, self._inferred, self._aggregated)))
         else:
             targets.append(("aggregate", self._stage_loop,
@@ -214,7 +221,7 @@ class Pipeline:
 
     def _infer_loop(self) -> None:
         estimator = self.estimator
-        fused = self.config.aggregate_in_infer_thread
+        fused = self._aggregates_in_infer_thread
         announced = False
         try:
             while True:

@@ -17,7 +17,8 @@ class StageEstimator(Protocol):
 
     The pipeline calls `infer` and `close` only from its inference thread (which creates the backend on the
     first `infer` and so owns any CUDA context); `prepare` runs there too, `aggregate` and `group` each in
-    their own thread.
+    their own thread. An estimator may add `aggregate_in_infer_thread = True` (its outputs live on the GPU
+    only until the next `infer`): `aggregate` then runs in the inference thread, right after each `infer`.
     """
 
     def prepare(self, image_bgr: np.ndarray) -> Any:
