@@ -54,7 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     w = g.add_mutually_exclusive_group()
     w.add_argument("--weights", metavar="X.pth", help="PyTorch checkpoint")
     w.add_argument("--onnx", metavar="X.onnx", help="ONNX model (pose-stream export)")
-    w.add_argument("--engine", metavar="X.plan", help="TensorRT engine (pose-stream build-engine)")
+    w.add_argument("--engine", metavar="X.plan",
+                   help="TensorRT engine (pose-stream build-engine); its heatmaps stay on the GPU for the CUDA "
+                        "aggregation")
     g.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto",
                    help="inference backend (default: %(default)s: the fastest available)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
