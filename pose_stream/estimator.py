@@ -239,13 +239,8 @@ class PoseEstimator:
         by the aggregation (the backend's buffers are overwritten by each call)."""
         backend = self._ensure_backend()
         self._check_backend_thread(backend)
-        fixed = backend.input_shape[0]
-        calls = []  # (scale index, batch)
-        for s, batch in enumerate(prepared.inputs):
-            step = batch.shape[0] if fixed is None else fixed
-            if batch.shape[0] % step:
-                raise PoseStreamError(f"the backend takes batches of exactly {fixed}, cannot split {batch.shape[0]}")
-            calls.extend((s, batch[i:i + step]) for i in range(0, batch.shape[0], step))
+        calls = [(s, part) for s, batch in enumerate(prepared.inputs)  # (scale index, backend batch)
+                 for part in self._backend_batches(backend, batch)]
         self._generation += 1
         rows: list[list[tuple]] = [[] for _ in prepared.inputs]
         stream = None
@@ -285,14 +280,21 @@ class PoseEstimator:
         return raws
 
     @staticmethod
-    def _run(backend, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _backend_batches(backend, batch: np.ndarray) -> list[np.ndarray]:
+        """`batch` cut into the backend's fixed batch size (whole when it takes any size)."""
         fixed = backend.input_shape[0]
         if fixed is None or fixed == batch.shape[0]:
-            out0, out1 = backend.infer(batch)
-            return out0, out1
+            return [batch]
         if batch.shape[0] % fixed:
             raise PoseStreamError(f"the backend takes batches of exactly {fixed}, cannot split {batch.shape[0]}")
-        parts = [backend.infer(batch[i:i + fixed]) for i in range(0, batch.shape[0], fixed)]
+        return [batch[i:i + fixed] for i in range(0, batch.shape[0], fixed)]
+
+    @classmethod
+    def _run(cls, backend, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parts = [backend.infer(part) for part in cls._backend_batches(backend, batch)]
+        if len(parts) == 1:
+            out0, out1 = parts[0]
+            return out0, out1
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _ensure_backend(self):
@@ -343,6 +345,7 @@ class PoseEstimator:
         except PoseStreamError as exc:
             log.warning("%s; the outputs are copied to the host and aggregated on the CPU instead", exc)
             self._device_outputs = False
+            self._aggregation_unavailable = True  # the host path would compile the same kernels
         else:
             log.info("aggregation: CUDA, reading the engine's outputs on the GPU")
 
