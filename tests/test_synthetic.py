@@ -127,6 +127,17 @@ def test_coco_export_loads_in_pycocotools(tmp_path):
         assert x >= 0 and y >= 0 and x + w <= img["width"] and y + h <= img["height"]
 
 
+def test_coco_export_in_several_processes_writes_the_same_files(tmp_path):
+    serial = write_coco_dataset(tmp_path / "serial", 7, seed=5, progress=False)
+    parallel = write_coco_dataset(tmp_path / "parallel", 7, seed=5, progress=False, workers=2)
+    assert parallel.read_text() == serial.read_text()
+    for index in range(7):
+        name = f"images/{index:06d}.jpg"
+        assert (tmp_path / "parallel" / name).read_bytes() == (tmp_path / "serial" / name).read_bytes()
+    with pytest.raises(ValueError, match="workers"):
+        write_coco_dataset(tmp_path / "none", 1, workers=0)
+
+
 def test_scene_config_rejects_nonsense():
     with pytest.raises(ValueError):
         SceneConfig(max_people=0)
