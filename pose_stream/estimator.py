@@ -160,6 +160,14 @@ class PoseEstimator:
         inputs = []
         for factor in self.scales:
             tensor, _ = self._preprocessors[factor](image_bgr)
+            if tensor.shape[2] % 32 or tensor.shape[3] % 32:
+                # The reference rounds the smallest scale's size to 64 and multiplies it up, so a factor such as
+                # 0.75 gives sizes the network's five stride-2 steps cannot take.
+                raise PoseStreamError(
+                    f"test scale {factor:g} makes a {tensor.shape[3]}x{tensor.shape[2]} network input for this "
+                    f"{image_bgr.shape[1]}x{image_bgr.shape[0]} image, but the network needs multiples of 32; "
+                    f"use factors such as 2, 1, 0.5 (scales {', '.join(f'{s:g}' for s in self.scales)} given)"
+                )
             if self.flip:
                 tensor = np.concatenate([tensor, tensor[:, :, :, ::-1]])
             inputs.append(np.ascontiguousarray(tensor))

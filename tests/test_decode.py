@@ -254,6 +254,15 @@ def test_estimator_multi_scale(estimator_with):
     assert len(poses) == 4 and match_people(poses, people, size).max() <= 1.0
 
 
+def test_estimator_names_a_test_scale_the_network_cannot_take():
+    # 256 at scale 0.75 rounds to 192, so scale 1 is 256 x 341 for a 320x256 image: not a multiple of 32.
+    estimator = PoseEstimator("small_w16", input_size=256, scales=(1.0, 0.75))
+    with pytest.raises(PoseStreamError, match=r"test scale 1 makes a 341x256 network input .* multiples of 32"):
+        estimator.prepare(np.zeros((256, 320, 3), np.uint8))
+    assert [x.shape for x in PoseEstimator("small_w16", input_size=256, scales=(1.0, 0.5)).prepare(
+        np.zeros((256, 320, 3), np.uint8)).inputs] == [(2, 3, 256, 384), (2, 3, 128, 192)]
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
