@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from pose_stream.errors import PoseStreamError
 from pose_stream.joints import COCO
 from pose_stream.train.animation import demo_frames
 from pose_stream.train.coco_format import decode_rle, encode_rle
@@ -136,6 +137,14 @@ def test_coco_export_in_several_processes_writes_the_same_files(tmp_path):
         assert (tmp_path / "parallel" / name).read_bytes() == (tmp_path / "serial" / name).read_bytes()
     with pytest.raises(ValueError, match="workers"):
         write_coco_dataset(tmp_path / "none", 1, workers=0)
+
+
+def test_coco_export_names_an_image_it_cannot_write(tmp_path, monkeypatch):
+    import pose_stream.train.synthetic as synthetic
+
+    monkeypatch.setattr(synthetic.cv2, "imwrite", lambda *args, **kwargs: False)
+    with pytest.raises(PoseStreamError, match=r"cannot write .*000000\.jpg"):
+        write_coco_dataset(tmp_path, 2, progress=False)
 
 
 def test_scene_config_rejects_nonsense():

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pose_stream.errors import PoseStreamError
 from pose_stream.joints import COCO
 from pose_stream.train.background import add_sensor_noise, random_background
 from pose_stream.train.coco_format import PersonAnnotation, annotation_record, categories
@@ -148,7 +149,7 @@ def _write_scene(job: tuple[Path, int, int, SceneConfig]) -> tuple[dict, list[di
     scene = synthetic_image(seed, index, config)
     name = f"{index:06d}.jpg"
     if not cv2.imwrite(str(out / IMAGE_DIR / name), scene.image, [cv2.IMWRITE_JPEG_QUALITY, 95]):
-        raise OSError(f"cannot write {out / IMAGE_DIR / name}")
+        raise PoseStreamError(f"cannot write {out / IMAGE_DIR / name} (is the disk full or the folder read-only?)")
     height, width = scene.image.shape[:2]
     image_id = index + 1
     image = {"id": image_id, "file_name": name, "width": width, "height": height}
