@@ -181,3 +181,18 @@ def test_reference_outputs_are_not_trivial(reference):
     _, (out0, out1) = reference(1, SHAPES[0])
     assert out0.std() > 0.1 and out1.std() > 0.1
     assert np.abs(out0).max() > 1.0
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_fp32_switch_turns_tf32_off_and_restores_it(before):
+    """torch-cuda-fp32 runs its convolutions with cuDNN's TF32 off, and leaves the process-wide switch as it was."""
+    from pose_stream.engine.torch_backend import ieee_fp32_convolutions
+
+    torch.backends.cudnn.allow_tf32 = before
+    try:
+        with pytest.raises(RuntimeError), ieee_fp32_convolutions():
+            assert torch.backends.cudnn.allow_tf32 is False
+            raise RuntimeError("a failing forward pass")
+        assert torch.backends.cudnn.allow_tf32 is before
+    finally:
+        torch.backends.cudnn.allow_tf32 = True

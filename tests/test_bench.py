@@ -283,3 +283,26 @@ def test_bench_refuses_tensorrt_where_it_does_not_import(tmp_path, monkeypatch, 
         pytest.skip("tensorrt imports here")
     assert main(["bench", "--backend", "tensorrt", "--no-progress"]) == 1
     assert "backend tensorrt is not available here" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("attributes, expected", [
+    ({"__version__": "1.2.3"}, "1.2.3"),
+    ({"VERSION_TEXT": "2026.1"}, "2026.1"),  # pycuda has no __version__
+    ({}, "unknown"),
+])
+def test_library_versions_are_read_from_version_attributes(attributes, expected):
+    import types
+
+    from pose_stream.benchmarking.environment import _version_of
+
+    module = types.SimpleNamespace(**attributes)
+    assert _version_of(module, "no-such-distribution-pose-stream") == expected
+
+
+def test_library_version_falls_back_to_the_distribution_metadata():
+    import importlib.metadata
+    import types
+
+    from pose_stream.benchmarking.environment import _version_of
+
+    assert _version_of(types.SimpleNamespace(), "numpy") == importlib.metadata.version("numpy")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import importlib
+import importlib.metadata
 import os
 import platform
 from typing import Any
@@ -12,14 +13,27 @@ _VERSIONED = {"torch": "torch", "onnxruntime": "onnxruntime", "numpy": "numpy", 
               "opencv": "cv2", "tensorrt": "tensorrt", "pycuda": "pycuda", "pose-stream": "pose_stream"}
 
 
+def _version_of(module: Any, distribution: str) -> str:
+    """`__version__`, else pycuda's VERSION_TEXT, else the installed distribution's metadata."""
+    found = getattr(module, "__version__", None) or getattr(module, "VERSION_TEXT", None)
+    if found:
+        return str(found)
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def collect_environment() -> dict[str, Any]:
     """Date (local, ISO 8601), CPU, GPU, Python and library versions (None where a library is absent)."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for label, module in _VERSIONED.items():
         try:
-            versions[label] = str(getattr(importlib.import_module(module), "__version__", "unknown"))
+            imported = importlib.import_module(module)
         except Exception:  # noqa: BLE001 - a broken optional install is reported as absent
             versions[label] = None
+            continue
+        versions[label] = _version_of(imported, label)
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpu": _cpu_name(),

@@ -21,6 +21,8 @@ from pose_stream.train.losses import ae_loss, heatmap_loss
 
 log = logging.getLogger(__name__)
 
+POSTFIX_EVERY = 50  # steps between progress-bar loss readouts on a GPU
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -155,6 +157,8 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
 
     device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available()
                           else "cpu" if config.device == "auto" else config.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # one input size all run long: let cuDNN pick the fastest kernels
     model = build_model(model_config).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     epoch, step, elapsed, history = 0, 0, 0.0, []
@@ -187,7 +191,7 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
         loader = torch.utils.data.DataLoader(examples, batch_size=config.batch_size, shuffle=True, drop_last=True,
                                              generator=order, num_workers=config.workers,
                                              pin_memory=device.type == "cuda")
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}
         seen = 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress,
                    dynamic_ncols=True)
@@ -210,15 +214,17 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
             optimizer.step()
             step += 1
             seen += 1
+            # Sums stay on the device: reading a loss every step would make the CPU wait for the GPU each step.
             for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
-            bar.set_postfix(loss=f"{sums['total'] / seen:.5f}", ae=f"{(sums['push'] + sums['pull']) / seen:.3f}",
-                            lr=f"{lr:.1e}")
+                sums[name] = sums[name] + value.detach() if name in sums else value.detach()
+            if seen % POSTFIX_EVERY == 1 or device.type == "cpu":
+                bar.set_postfix(loss=f"{float(sums['total']) / seen:.5f}",
+                                ae=f"{float(sums['push'] + sums['pull']) / seen:.3f}", lr=f"{lr:.1e}")
         bar.close()
         elapsed = time.monotonic() - started
         if seen:
             history.append({"epoch": epoch + 1, "step": step, "seconds": round(elapsed, 1),
-                            **{name: total / seen for name, total in sums.items()}})
+                            **{name: float(total) / seen for name, total in sums.items()}})
             log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.5f}" for k, v in history[-1].items()))
         epoch += 1
         if stop or epoch == config.epochs or epoch % config.save_every == 0:
