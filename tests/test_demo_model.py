@@ -54,3 +54,15 @@ def test_demo_model_heatmaps_peak_on_the_people_of_demo_frames():
         assert np.quantile(heat.max(0)[~people], 0.99) < 0.05, "the background is not quiet"
     assert total >= 60
     assert hits / total > 0.65, f"only {hits} of {total} visible joints have a heatmap peak"
+
+
+
+def test_model_card_names_the_shipped_weights_by_hash_and_size():
+    """The card's SHA-256 and parameter count are those of the file that ships beside it."""
+    import hashlib
+
+    info = demo_model_info()
+    assert hashlib.sha256(demo_model_path().read_bytes()).hexdigest() == info["sha256"]
+    model = load_demo_model()
+    assert sum(p.numel() for p in model.parameters()) == info["parameters"]
+    assert 0 < info["held_out_check"]["ap"] <= 1
