@@ -184,3 +184,16 @@ def test_train_cli_reports_bad_data(tmp_path, capsys):
 
     assert main(["train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.pth")]) == 1
     assert "dataset folder not found" in capsys.readouterr().err
+
+
+def test_worker_initializer_leaves_opencv_one_thread():
+    import cv2
+
+    from pose_stream.train.workers import one_opencv_thread
+
+    before = cv2.getNumThreads()
+    try:
+        one_opencv_thread(3)
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(before)

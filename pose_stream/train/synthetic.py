@@ -22,6 +22,7 @@ from pose_stream.train.coco_format import PersonAnnotation, annotation_record, c
 from pose_stream.train.figure import Placement, Proportions, project
 from pose_stream.train.poses import random_pose
 from pose_stream.train.render import Appearance, Person, draw_people, visibility
+from pose_stream.train.workers import one_opencv_thread
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def write_coco_dataset(out_dir: str | Path, num_images: int, seed: int = 0, conf
     images, annotations = [], []
     with contextlib.ExitStack() as stack:
         if workers > 1:
-            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers))
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers, one_opencv_thread))
             scenes = pool.imap(_write_scene, jobs, chunksize=16)
         else:
             scenes = map(_write_scene, jobs)

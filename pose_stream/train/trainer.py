@@ -131,6 +131,7 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     from pose_stream.models import build_model, get_config, load_checkpoint
     from pose_stream.train.batches import TrainingExamples
     from pose_stream.train.coco_dataset import CocoKeypoints
+    from pose_stream.train.workers import one_opencv_thread
 
     try:
         model_config = get_config(config.model)
@@ -190,7 +191,8 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
         order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         loader = torch.utils.data.DataLoader(examples, batch_size=config.batch_size, shuffle=True, drop_last=True,
                                              generator=order, num_workers=config.workers,
-                                             pin_memory=device.type == "cuda")
+                                             pin_memory=device.type == "cuda",
+                                             worker_init_fn=one_opencv_thread if config.workers else None)
         sums: dict[str, torch.Tensor] = {}
         seen = 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress,
