@@ -246,8 +246,10 @@ def test_eval_command_compares_two_backends(tmp_path, rng, monkeypatch, capsys, 
     assert main(argv) == 0
     out = capsys.readouterr().out
     line = next(l for l in out.splitlines() if l.startswith("AP difference (torch-fp16 (fp16) - torch (fp32)):"))
+    fp32 = pycocotools_stats(annotations, json.loads(results.read_text()), COCO.sigmas)[0]
     fp16 = pycocotools_stats(annotations, json.loads((tmp_path / "fp32.torch-fp16.json").read_text()), COCO.sigmas)[0]
-    assert fp16 < 1.0 and float(line.rsplit(":", 1)[1]) == pytest.approx(fp16 - 1.0, abs=1e-4)
+    # Both APs are recomputed rather than fp32 assumed perfect: on rare random layouts the oracle is not.
+    assert fp16 < fp32 and float(line.rsplit(":", 1)[1]) == pytest.approx(fp16 - fp32, abs=1e-4)
 
 
 @pytest.mark.parametrize("change, message", [
