@@ -236,7 +236,7 @@ def test_eval_command_compares_two_backends(tmp_path, rng, monkeypatch, capsys, 
 
     from pose_stream.cli.main import main
 
-    oracle_backend.install(monkeypatch)  # its FP16 moves every joint by 3 px, so AP must drop
+    oracle_backend.install(monkeypatch)  # its FP16 moves every joint by 5 % of its person's height: AP drops
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # torch-fp16 is offered on CUDA only
     image_dir, annotations = make_figure_set(tmp_path, rng)
     results = tmp_path / "fp32.json"
@@ -246,10 +246,8 @@ def test_eval_command_compares_two_backends(tmp_path, rng, monkeypatch, capsys, 
     assert main(argv) == 0
     out = capsys.readouterr().out
     line = next(l for l in out.splitlines() if l.startswith("AP difference (torch-fp16 (fp16) - torch (fp32)):"))
-    fp32 = pycocotools_stats(annotations, json.loads(results.read_text()), COCO.sigmas)[0]
     fp16 = pycocotools_stats(annotations, json.loads((tmp_path / "fp32.torch-fp16.json").read_text()), COCO.sigmas)[0]
-    # Both APs are recomputed rather than fp32 assumed perfect: on rare random layouts the oracle is not.
-    assert fp16 < fp32 and float(line.rsplit(":", 1)[1]) == pytest.approx(fp16 - fp32, abs=1e-4)
+    assert fp16 < 1.0 and float(line.rsplit(":", 1)[1]) == pytest.approx(fp16 - 1.0, abs=1e-4)
 
 
 @pytest.mark.parametrize("change, message", [
