@@ -297,3 +297,116 @@ def test_eval_with_the_demo_model_on_a_synthetic_set(tmp_path, capsys):
     # Far above a random network (AP ~0), though below the demo issue's 0.80 target (see README, "How good the
     # demo model is"); a regression anywhere in preprocess/decode/eval drops it towards 0.
     assert ap >= 0.2
+
+
+def _shift_joints(truth: dict[int, Poses], joints, dx: float, dy: float) -> dict[int, Poses]:
+    out = {}
+    for image_id, poses in truth.items():
+        keypoints = poses.keypoints.copy()
+        keypoints[:, joints, 0] += dx
+        keypoints[:, joints, 1] += dy
+        out[image_id] = Poses(keypoints, poses.scores, poses.joint_set)
+    return out
+
+
+def _shifted_labels(path, joints, dx: float, dy: float) -> list[dict]:
+    """COCO results equal to the labels (same float64 values) but with `joints` moved."""
+    results = []
+    for ann in json.loads(path.read_text())["annotations"]:
+        kp = np.array(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
+        kp[joints, 0] += dx
+        kp[joints, 1] += dy
+        kp[:, 2] = 1.0
+        results.append({"image_id": ann["image_id"], "category_id": 1, "keypoints": kp.reshape(-1).tolist(),
+                        "score": 1.0})
+    return results
+
+
+def _breakdown_ap(rows) -> dict[str, float]:
+    return {row.change: row.stats["AP"] for row in rows}
+
+
+@pytest.mark.parametrize("joint_set, group, wrong_group", [
+    (COCO, "head", "elbows and wrists"),
+    (COCO, "knees and ankles", "head"),
+    (CROWDPOSE, "head", "shoulders and hips"),
+])
+def test_breakdown_restores_exactly_the_group_that_was_moved(tmp_path, rng, joint_set, group, wrong_group):
+    from pose_stream.evaluation.breakdown import ap_breakdown, group_joints
+
+    path, _ = make_keypoint_set(tmp_path, joint_set, rng, num_images=5)
+    # Bit-equal labels elsewhere: a person's OKS can sit exactly on a COCO threshold (12 of 15 joints exact
+    # and 3 far off is 0.8), where float32 rounding would flip the match.
+    ap = _breakdown_ap(ap_breakdown(_shifted_labels(path, group_joints(joint_set, group), 40.0, -30.0), path))
+    assert ap["as predicted"] < 0.95
+    assert ap[f"{group} exact"] == pytest.approx(1.0)
+    assert ap["every matched person exact"] == pytest.approx(1.0)
+    assert ap[f"{wrong_group} exact"] == pytest.approx(ap["as predicted"])
+
+
+def test_breakdown_groups_name_the_right_joints():
+    from pose_stream.evaluation.breakdown import group_joints
+
+    assert [COCO.names[j] for j in group_joints(COCO, "head")] == ["nose", "left_eye", "right_eye", "left_ear", "right_ear"]
+    assert [CROWDPOSE.names[j] for j in group_joints(CROWDPOSE, "head")] == ["head", "neck"]
+    assert len(group_joints(COCO, "elbows and wrists")) == 4 and len(group_joints(CROWDPOSE, "knees and ankles")) == 4
+
+
+def test_breakdown_hidden_and_size_rows(tmp_path, rng):
+    from pose_stream.evaluation.breakdown import ap_breakdown
+
+    path, truth = make_keypoint_set(tmp_path, COCO, rng, num_images=6)
+    document = json.loads(path.read_text())
+    hidden = {}  # (image id, person index in that image) -> joints marked hidden (v=1)
+    seen: dict[int, int] = {}
+    for ann in document["annotations"]:
+        person = seen.get(ann["image_id"], 0)
+        seen[ann["image_id"]] = person + 1
+        kp = np.array(ann["keypoints"]).reshape(-1, 3)
+        joints = [j for j in (5, 9, 14) if kp[j, 2] > 0]
+        kp[joints, 2] = 1
+        ann["keypoints"] = kp.reshape(-1).tolist()
+        hidden[(ann["image_id"], person)] = joints
+    path.write_text(json.dumps(document))
+    wrong = {}
+    for image_id, poses in truth.items():
+        keypoints = poses.keypoints.copy()
+        for person in range(len(keypoints)):
+            keypoints[person, hidden[(image_id, person)], :2] += (45.0, 40.0)
+        wrong[image_id] = Poses(keypoints, poses.scores, poses.joint_set)
+    ap = _breakdown_ap(ap_breakdown(wrong, path))
+    assert ap["as predicted"] < 0.95 and ap["hidden (v=1) joints exact"] == pytest.approx(1.0)
+    # Every person here is 2,400-30,000 px^2: no small ones, so that row changes nothing.
+    assert ap["small (< 32^2) people exact"] == pytest.approx(ap["as predicted"])
+    assert ap["medium people exact"] > ap["as predicted"]
+
+
+def test_joint_offsets_measure_a_steady_shift(tmp_path, rng):
+    from pose_stream.evaluation.breakdown import joint_offsets
+
+    path, truth = make_keypoint_set(tmp_path, COCO, rng)
+    shifted = _shift_joints(truth, list(range(17)), 1.5, -0.5)
+    shifted = _shift_joints(shifted, [3], 30.0, 0.0)  # a gross miss: left out of the offsets, not averaged in
+    table = joint_offsets(shifted, path)
+    labelled = np.array([np.array(a["keypoints"]).reshape(-1, 3)[:, 2] == 2
+                         for a in json.loads(path.read_text())["annotations"]])
+    steady = [j for j in range(17) if j != 3]
+    np.testing.assert_allclose(table[steady, 0], 1.5, atol=2e-3)  # float32 Poses
+    np.testing.assert_allclose(table[steady, 1], -0.5, atol=2e-3)  # float32 Poses
+    np.testing.assert_allclose(table[steady, 2], np.hypot(1.5, 0.5), atol=2e-3)  # float32 Poses
+    np.testing.assert_array_equal(table[steady, 3], labelled[:, steady].sum(0))
+    assert table[3, 3] == 0 and np.isnan(table[3, 0])
+
+
+def test_eval_command_breakdown(tmp_path, rng, monkeypatch, capsys, tiny_weights):
+    import oracle_backend
+
+    from pose_stream.cli.main import main
+
+    oracle_backend.install(monkeypatch)
+    image_dir, annotations = make_figure_set(tmp_path, rng)
+    assert main(eval_argv(image_dir, annotations, tiny_weights, "--breakdown")) == 0
+    out = capsys.readouterr().out
+    assert "Where the AP goes" in out
+    assert "| as predicted | 1.000 | +0.000 |" in out and "| every matched person exact | 1.000 | +0.000 |" in out
+    assert "| nose |" in out and "| right_ankle |" in out

@@ -17,6 +17,7 @@ examples:
   pose-stream eval --images crowdpose/images --annotations crowdpose_test.json \\
       --weights pose_higher_hrnet_w32_512_crowdpose.pth --model crowdpose_w32_512
   pose-stream eval ... --weights w32.pth --backend torch --compare-backend torch-fp16   (FP16 vs FP32 AP)
+  pose-stream eval ... --breakdown   (AP with each kind of error removed, and each joint's mean offset)
 
 The joint layout (COCO 17, CrowdPose 14) and its OKS sigmas follow the annotations file.
 """
@@ -44,6 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
     p.add_argument("--max-images", type=int, help="evaluate only the first N images")
     p.add_argument("--results", help="write the COCO results json here")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also show where the AP goes: the AP again with the matched people's head, arm, leg, "
+                   "hidden or small/medium/large-person joints replaced by the labels, and every joint's mean "
+                   "offset from its label")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -108,9 +113,10 @@ def run(args: argparse.Namespace) -> int:
     items = image_files(annotations, args.images, args.max_images)
     ids = [image_id for image_id, _ in items]
     input_size = args.input_size or model_config.input_size
-    reports = []
+    reports, first_predictions = [], None
     for index, spec in enumerate(specs):
         predictions = _predict(spec, args, input_size, scales, items)
+        first_predictions = predictions if index == 0 else first_predictions
         report = evaluate(predictions, annotations, image_ids=ids)
         reports.append(report)
         if args.results:
@@ -125,7 +131,19 @@ def run(args: argparse.Namespace) -> int:
         comparison = Comparison(_label(specs[0]), reports[0], _label(specs[1]), reports[1])
         print(f"COCO keypoint evaluation, two backends on the same set; {settings}\n\n{comparison.table()}\n\n"
               f"AP difference ({comparison.second_label} - {comparison.first_label}): {comparison.ap_difference:+.4f}")
+    if args.breakdown:
+        _print_breakdown(first_predictions, annotations, ids, _label(specs[0]))
     return 0
+
+
+def _print_breakdown(predictions, annotations, ids, label: str) -> None:
+    from pose_stream.evaluation.breakdown import ap_breakdown, breakdown_table, joint_offsets
+
+    rows = ap_breakdown(predictions, annotations, image_ids=ids)
+    offsets = joint_offsets(predictions, annotations)
+    print(f"\nWhere the AP goes ({label}): the matched people's joints named in the first column are replaced by "
+          f"their labels and the set is scored again; offsets are of visible joints within 0.1 sqrt(area) of "
+          f"their label, in image pixels\n\n{breakdown_table(rows, offsets, annotations.joint_set)}")
 
 
 def _predict(spec, args: argparse.Namespace, input_size: int, scales: tuple[float, ...], items):
