@@ -113,10 +113,10 @@ def run(args: argparse.Namespace) -> int:
     items = image_files(annotations, args.images, args.max_images)
     ids = [image_id for image_id, _ in items]
     input_size = args.input_size or model_config.input_size
-    reports, first_predictions = [], None
+    reports, predictions_per_backend = [], []
     for index, spec in enumerate(specs):
         predictions = _predict(spec, args, input_size, scales, items)
-        first_predictions = predictions if index == 0 else first_predictions
+        predictions_per_backend.append(predictions)
         report = evaluate(predictions, annotations, image_ids=ids)
         reports.append(report)
         if args.results:
@@ -132,15 +132,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"COCO keypoint evaluation, two backends on the same set; {settings}\n\n{comparison.table()}\n\n"
               f"AP difference ({comparison.second_label} - {comparison.first_label}): {comparison.ap_difference:+.4f}")
     if args.breakdown:
-        _print_breakdown(first_predictions, annotations, ids, _label(specs[0]))
+        _print_breakdown(predictions_per_backend[0], annotations, ids, _label(specs[0]))
     return 0
 
 
 def _print_breakdown(predictions, annotations, ids, label: str) -> None:
     from pose_stream.evaluation.breakdown import ap_breakdown, breakdown_table, joint_offsets
+    from pose_stream.evaluation.coco import as_results
 
-    rows = ap_breakdown(predictions, annotations, image_ids=ids)
-    offsets = joint_offsets(predictions, annotations)
+    results = as_results(predictions)  # converted once for both
+    rows = ap_breakdown(results, annotations, image_ids=ids)
+    offsets = joint_offsets(results, annotations)
     print(f"\nWhere the AP goes ({label}): the matched people's joints named in the first column are replaced by "
           f"their labels and the set is scored again; offsets are of visible joints within 0.1 sqrt(area) of "
           f"their label, in image pixels\n\n{breakdown_table(rows, offsets, annotations.joint_set)}")

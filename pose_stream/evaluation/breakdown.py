@@ -2,8 +2,7 @@
 
 Each row of `ap_breakdown` copies the results, replaces some joints of the people that match a ground-truth
 person (OKS >= 0.1, in score order as COCOeval matches) with that person's labelled positions, and runs the
-same COCO evaluation. The rise over the first
-row is what that kind of error costs. Shapes: K joints; P results of one image; G ground-truth people.
+same COCO evaluation. The rise over the first row is what that kind of error costs. Shapes: K joints; P results of one image; G ground-truth people.
 """
 from __future__ import annotations
 
@@ -14,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from pose_stream.evaluation.annotations import KeypointAnnotations, load_keypoint_annotations
-from pose_stream.evaluation.coco import Predictions, evaluate, poses_to_results
+from pose_stream.evaluation.annotations import KeypointAnnotations
+from pose_stream.evaluation.coco import Predictions, as_annotations, as_results, evaluate
 from pose_stream.joints import JointSet
 
 # Joint groups by name, so that COCO (nose, eyes, ears) and CrowdPose (head, neck) share them.
@@ -113,8 +112,8 @@ def _corrected(results: Sequence[Mapping[str, Any]], matches: Mapping[int, dict[
 def ap_breakdown(predictions: Predictions, annotations: str | dict | KeypointAnnotations,
                  image_ids: Sequence[int] | None = None) -> list[BreakdownRow]:
     """COCO stats of the predictions as they are, then with each kind of error removed (see the module doc)."""
-    gt = annotations if isinstance(annotations, KeypointAnnotations) else load_keypoint_annotations(annotations)
-    results = poses_to_results(predictions) if isinstance(predictions, Mapping) else [dict(r) for r in predictions]
+    gt = as_annotations(annotations)
+    results = as_results(predictions)
     matches = match_to_ground_truth(results, gt)
     every = list(range(gt.joint_set.num_joints))
     # Results that reach no one at OKS 0.5, the lowest threshold COCO counts a match at.
@@ -141,8 +140,8 @@ def joint_offsets(predictions: Predictions, annotations: str | dict | KeypointAn
     Only visible joints (v=2) of people matched with OKS >= min_oks, and only those within near * sqrt(area)
     of the label, so that gross misses do not hide a steady shift. NaN where a joint has none.
     """
-    gt = annotations if isinstance(annotations, KeypointAnnotations) else load_keypoint_annotations(annotations)
-    results = poses_to_results(predictions) if isinstance(predictions, Mapping) else list(predictions)
+    gt = as_annotations(annotations)
+    results = as_results(predictions)
     num_joints = gt.joint_set.num_joints
     offsets: list[list[np.ndarray]] = [[] for _ in range(num_joints)]
     for index, ann in match_to_ground_truth(results, gt, min_oks=min_oks).items():

@@ -96,6 +96,19 @@ def poses_to_results(predictions: Mapping[int, Poses]) -> list[dict[str, Any]]:
     return results
 
 
+def as_results(predictions: Predictions) -> list[dict[str, Any]]:
+    """COCO results from Poses per image id; a results list is returned as a new list of the same dicts."""
+    return poses_to_results(predictions) if isinstance(predictions, Mapping) else list(predictions)
+
+
+def as_annotations(annotations: str | os.PathLike | dict[str, Any] | KeypointAnnotations,
+                   joint_set: str | JointSet | None = None) -> KeypointAnnotations:
+    """Validated annotations from a path or parsed dict; KeypointAnnotations pass through."""
+    if isinstance(annotations, KeypointAnnotations):
+        return annotations
+    return load_keypoint_annotations(annotations, joint_set)
+
+
 def _json_id(image_id: Any) -> Any:
     return int(image_id) if isinstance(image_id, (np.integer, int)) else image_id
 
@@ -127,13 +140,13 @@ def evaluate(
     from pose_stream._optional import require
 
     cocoeval = require("pycocotools.cocoeval", "COCO keypoint evaluation")
-    gt = annotations if isinstance(annotations, KeypointAnnotations) else load_keypoint_annotations(annotations, joint_set)
+    gt = as_annotations(annotations, joint_set)
     layout = gt.joint_set
     if joint_set is not None:
         wanted = joint_set.name if isinstance(joint_set, JointSet) else joint_set
         if wanted.lower() != layout.name:
             raise PoseStreamError(f"the annotations use the {layout.name} layout, not {wanted}")
-    results = poses_to_results(predictions) if isinstance(predictions, Mapping) else list(predictions)
+    results = as_results(predictions)
     _check_results(results, layout, set(gt.image_ids))
     ids = list(gt.image_ids if image_ids is None else image_ids)
     unknown = set(ids) - set(gt.image_ids)
