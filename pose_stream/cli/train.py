@@ -17,6 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="examples:\n  pose-stream synth --out data/synth --images 6000\n"
         "  pose-stream train --data data/synth --model small_w16 --epochs 12 --out small.pth\n"
         "  pose-stream train --data data/synth --model small_w16 --epochs 12 --out small.pth --resume\n"
+        "  pose-stream train --data data/synth --model small_w32 --init small.pth --widen-from small_w16 "
+        "--out wide.pth\n"
         "  pose-stream train --data ~/coco --split train2017 --model w32_512 --batch-size 12 --out w32.pth",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -27,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="checkpoint to write (.pth)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--init", help="start from these weights (fine-tuning)")
+    p.add_argument("--widen-from", metavar="MODEL",
+                   help="the --init weights are this narrower config (e.g. small_w16 into --model small_w32): "
+                   "grow them so that training starts from exactly their outputs")
     p.add_argument("--batch-size", type=int, default=8, help="(default: %(default)s)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (default: %(default)s)")
     p.add_argument("--input-size", type=int, help="square training input (default: the model's)")
@@ -53,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, lr=args.lr, input_size=args.input_size, ae_factor=args.ae_factor,
             time_limit=args.time_limit * 60 if args.time_limit else None, threads=args.threads, device=args.device,
             workers=args.workers, seed=args.seed, resume=args.resume, init=args.init,
+            widen_from=args.widen_from,
             augment=AugmentConfig(scale=tuple(args.scale), rotation=args.rotation),
         )
     except ValueError as exc:

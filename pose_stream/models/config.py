@@ -65,6 +65,11 @@ MODEL_CONFIGS: dict[str, ModelConfig] = {
             name="small_w16", width=16, input_size=256, stage_modules=(1, 1, 1), stage_blocks=2,
             layer1_blocks=1, deconv_blocks=1, stem_channels=32, released=False,
         ),
+        # small_w16 at twice the width: grown from trained small_w16 weights with `train --widen-from`.
+        ModelConfig(
+            name="small_w32", width=32, input_size=256, stage_modules=(1, 1, 1), stage_blocks=2,
+            layer1_blocks=1, deconv_blocks=1, stem_channels=32, released=False,
+        ),
         ModelConfig(
             name="tiny_w8", width=8, input_size=128, stage_modules=(1, 1, 1), stage_blocks=1,
             layer1_blocks=1, deconv_blocks=1, stem_channels=16, released=False,

@@ -44,6 +44,9 @@ class TrainConfig:
         threads: torch CPU threads. workers: DataLoader worker processes.
         resume: continue from `out` and its state file.
         init: a checkpoint to start from (fine-tuning); ignored when resuming.
+        widen_from: the model config `init` was trained as, when it is a narrower one of the same depth; its
+            weights are grown into `model` so that training starts from the same outputs
+            (pose_stream.models.widen).
     """
 
     data: str
@@ -67,6 +70,7 @@ class TrainConfig:
     split: str | None = None
     resume: bool = False
     init: str | None = None
+    widen_from: str | None = None
     max_steps: int | None = None
 
     def __post_init__(self) -> None:
@@ -78,6 +82,13 @@ class TrainConfig:
             raise ValueError("ae_factor >= 0, sigma > 0 and 0 < final_lr_fraction <= 1 required")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ValueError("time limit must be positive")
+        if self.widen_from is not None:
+            from pose_stream.models import get_config
+            from pose_stream.models.widen import check_widenable
+
+            if self.init is None:
+                raise ValueError("widen_from needs init: the weights to grow")
+            check_widenable(get_config(self.widen_from), get_config(self.model))
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,19 @@ def compute_losses(outputs: list[torch.Tensor], batch: dict[str, torch.Tensor], 
     losses["push"], losses["pull"] = ae_loss(outputs[0][:, k:2 * k], batch["joints"])
     losses["total"] = losses["heatmap4"] + losses["heatmap2"] + ae_factor * (losses["push"] + losses["pull"])
     return losses
+
+
+def _load_widened(model: torch.nn.Module, path: str, narrow_name: str) -> None:
+    from pose_stream.models import build_model, get_config, load_checkpoint
+    from pose_stream.models.widen import widen_state_dict
+
+    try:
+        narrow = get_config(narrow_name)
+        narrow_model = load_checkpoint(build_model(narrow), path)
+        model.load_state_dict(widen_state_dict(narrow_model.state_dict(), narrow, model.config))
+    except ValueError as exc:
+        raise PoseStreamError(str(exc)) from None
+    log.info("grew %s (%s) into %s", path, narrow.name, model.config.name)
 
 
 def cosine_lr(peak: float, final_fraction: float, progress: float) -> float:
@@ -171,6 +195,8 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
         optimizer.load_state_dict(state["optimizer"])
         epoch, step, elapsed, history = state["epoch"], state["step"], state["elapsed"], list(state["history"])
         log.info("resuming %s at epoch %d, step %d", out, epoch, step)
+    elif config.init and config.widen_from:
+        _load_widened(model, config.init, config.widen_from)
     elif config.init:
         load_checkpoint(model, config.init)
     # NHWC convolutions run 1.3-1.7x faster per training step on this project's CPUs (measured with small_w16,
