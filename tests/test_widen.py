@@ -70,6 +70,7 @@ def test_widening_keeps_the_trained_weights_in_the_leading_channels():
 @pytest.mark.parametrize("narrow, wide, message", [
     ("small_w16", "tiny_w8", "differ in more than their width"),
     ("small_w32", "small_w16", "narrower"),
+    ("small_w48", "small_w32", "narrower"),
     ("small_w16", "w32_512", "differ in more than their width"),
 ])
 def test_widening_refuses_configs_that_differ_otherwise(narrow, wide, message):

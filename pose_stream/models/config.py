@@ -70,6 +70,11 @@ MODEL_CONFIGS: dict[str, ModelConfig] = {
             name="small_w32", width=32, input_size=256, stage_modules=(1, 1, 1), stage_blocks=2,
             layer1_blocks=1, deconv_blocks=1, stem_channels=32, released=False,
         ),
+        # small_w32 at one and a half times the width, grown from trained small_w32 weights the same way.
+        ModelConfig(
+            name="small_w48", width=48, input_size=256, stage_modules=(1, 1, 1), stage_blocks=2,
+            layer1_blocks=1, deconv_blocks=1, stem_channels=32, released=False,
+        ),
         ModelConfig(
             name="tiny_w8", width=8, input_size=128, stage_modules=(1, 1, 1), stage_blocks=1,
             layer1_blocks=1, deconv_blocks=1, stem_channels=16, released=False,
