@@ -51,6 +51,12 @@ def _released(name: str, width: int, joints: str, size: int) -> ModelConfig:
     return ModelConfig(name=name, width=width, joint_set_name=joints, input_size=size)
 
 
+def _small(name: str, width: int) -> ModelConfig:
+    """The demo family: one module per stage, two blocks per branch, input 256; only the width differs."""
+    return ModelConfig(name=name, width=width, input_size=256, stage_modules=(1, 1, 1), stage_blocks=2,
+                       layer1_blocks=1, deconv_blocks=1, stem_channels=32, released=False)
+
+
 MODEL_CONFIGS: dict[str, ModelConfig] = {
     c.name: c
     for c in (
@@ -60,21 +66,11 @@ MODEL_CONFIGS: dict[str, ModelConfig] = {
         _released("crowdpose_w32_512", 32, "crowdpose", 512),
         _released("crowdpose_w32_640", 32, "crowdpose", 640),
         _released("crowdpose_w48_640", 48, "crowdpose", 640),
-        # Small configs: same module names and data flow, far fewer channels and blocks.
-        ModelConfig(
-            name="small_w16", width=16, input_size=256, stage_modules=(1, 1, 1), stage_blocks=2,
-            layer1_blocks=1, deconv_blocks=1, stem_channels=32, released=False,
-        ),
-        # small_w16 at twice the width: grown from trained small_w16 weights with `train --widen-from`.
-        ModelConfig(
-            name="small_w32", width=32, input_size=256, stage_modules=(1, 1, 1), stage_blocks=2,
-            layer1_blocks=1, deconv_blocks=1, stem_channels=32, released=False,
-        ),
-        # small_w32 at one and a half times the width, grown from trained small_w32 weights the same way.
-        ModelConfig(
-            name="small_w48", width=48, input_size=256, stage_modules=(1, 1, 1), stage_blocks=2,
-            layer1_blocks=1, deconv_blocks=1, stem_channels=32, released=False,
-        ),
+        # Small configs: same module names and data flow, far fewer channels and blocks. The wider ones are
+        # grown from trained narrower weights with `train --widen-from` (pose_stream.models.widen).
+        _small("small_w16", 16),
+        _small("small_w32", 32),
+        _small("small_w48", 48),
         ModelConfig(
             name="tiny_w8", width=8, input_size=128, stage_modules=(1, 1, 1), stage_blocks=1,
             layer1_blocks=1, deconv_blocks=1, stem_channels=16, released=False,
