@@ -12,7 +12,7 @@ from pose_stream.errors import PoseStreamError
 
 DEMO_MODEL_NAME = "small_w32"
 DEMO_INPUT_SIZE = 256
-DEMO_WEIGHTS_FILE = "demo_small_w32.pth"
+DEMO_WEIGHTS_FILE = f"demo_{DEMO_MODEL_NAME}.pth"
 DEMO_NOTICE = (
     "the demo model was trained on synthetic figures only and will not find real people; for real video "
     "use a released HigherHRNet checkpoint, e.g. pose-stream --source webcam --model w32_512 "
