@@ -99,12 +99,13 @@ def parse_input_size(text: str | None) -> int | None:
 DEMO_VIDEO = "pose-stream-demo.mp4"
 
 
-def demo_model() -> tuple[str, str]:
-    """(model config, weights) of the bundled demo model, used for `--source demo` when no model is given."""
-    from pose_stream.train.demo import DEMO_MODEL_NAME, DEMO_NOTICE, demo_model_path
+def demo_model() -> tuple[str, str, int]:
+    """(model config, weights, input size) of the bundled demo model, used for `--source demo` when no model is
+    given; the input size is the one it was trained at, which need not be its config's default."""
+    from pose_stream.train.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME, DEMO_NOTICE, demo_model_path
 
     print(f"pose-stream: note: {DEMO_NOTICE}", file=sys.stderr)
-    return DEMO_MODEL_NAME, str(demo_model_path())
+    return DEMO_MODEL_NAME, str(demo_model_path()), DEMO_INPUT_SIZE
 
 
 def make_estimator(args: argparse.Namespace) -> Any:
@@ -133,7 +134,8 @@ def _check_options(args: argparse.Namespace) -> None:
             raise PoseStreamError("no model given: pass --weights X.pth, --onnx X.onnx or --engine X.plan "
                                   "(only --source demo runs without one)")
         if args.model is None:
-            args.model, args.weights = demo_model()
+            args.model, args.weights, demo_size = demo_model()
+            args.input_size = args.input_size or demo_size
     args.model = args.model or DEFAULT_MODEL
     from pose_stream.models.config import get_config  # imports torch: after the cheap checks
 

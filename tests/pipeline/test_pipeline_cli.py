@@ -167,6 +167,10 @@ def test_demo_runs_on_cpu_without_weights(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert len(jsonl.read_text().splitlines()) == 3
     assert "pose-stream: backend" in proc.stderr
+    from pose_stream.train.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME
+
+    # The demo runs at the size it was trained at, which need not be its config's default.
+    assert f"model {DEMO_MODEL_NAME} (" in proc.stderr and f"input {DEMO_INPUT_SIZE}," in proc.stderr
 
 
 @pytest.fixture
