@@ -42,3 +42,19 @@ def test_help_lists_examples(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "examples:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, expected", [([], 320), (["--input-size", "384"], 384)])
+def test_demo_source_runs_the_demo_model_at_its_training_size(monkeypatch, extra, expected):
+    # 320 differs from the demo config's default (256): the size must come from DEMO_INPUT_SIZE, and an explicit
+    # --input-size still wins.
+    from pose_stream.cli import run
+    from pose_stream.cli.main import build_parser
+    from pose_stream.models.config import get_config
+    from pose_stream.train import demo
+
+    monkeypatch.setattr(demo, "DEMO_INPUT_SIZE", 320)
+    assert get_config(demo.DEMO_MODEL_NAME).input_size != 320
+    args = build_parser().parse_args(["run", "--source", "demo", *extra])
+    run._check_options(args)
+    assert (args.model, args.input_size) == (demo.DEMO_MODEL_NAME, expected)

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline_fakes import decode_all, write_video
 from pipeline_rtsp import free_port
+from pose_stream.train.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_CLI = Path(__file__).resolve().parent / "fake_cli.py"
@@ -167,8 +168,6 @@ def test_demo_runs_on_cpu_without_weights(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert len(jsonl.read_text().splitlines()) == 3
     assert "pose-stream: backend" in proc.stderr
-    from pose_stream.train.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME
-
     # The demo runs at the size it was trained at, which need not be its config's default.
     assert f"model {DEMO_MODEL_NAME} (" in proc.stderr and f"input {DEMO_INPUT_SIZE}," in proc.stderr
 
