@@ -21,6 +21,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("eval", "pose_stream.cli.eval"),
     ("synth", "pose_stream.cli.synth"),
     ("train", "pose_stream.cli.train"),
+    ("average", "pose_stream.cli.average"),
 ]
 DEFAULT_SUBCOMMAND = "run"
 
