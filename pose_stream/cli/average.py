@@ -44,24 +44,21 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from pose_stream.models import build_model, get_config, load_checkpoint
-    from pose_stream.models.average import average_state_dicts
+    from pose_stream.models.average import average_state_dicts, normalised_shares
 
     try:
         config = get_config(args.model)
+        shares = normalised_shares(args.factors, len(args.checkpoints))
     except ValueError as exc:
         raise PoseStreamError(str(exc)) from None
-    # Loading each file into the model gives one clear error for a file of another model.
+    # Loading each file into the model gives one clear error for a file of another model, and equal keys and
+    # shapes for the average.
     states = [load_checkpoint(build_model(config), path).state_dict() for path in args.checkpoints]
-    try:
-        averaged = average_state_dicts(states, args.factors)
-    except ValueError as exc:
-        raise PoseStreamError(str(exc)) from None
+    averaged = average_state_dicts(states, shares)
     if args.half:
         averaged = {k: (v.half() if v.is_floating_point() else v) for k, v in averaged.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(averaged, out)
-    shares = args.factors or [1.0] * len(args.checkpoints)
-    total = sum(shares)
-    parts = ", ".join(f"{Path(c).name} x {s / total:.3g}" for c, s in zip(args.checkpoints, shares))
+    parts = ", ".join(f"{Path(c).name} x {share:.3g}" for c, share in zip(args.checkpoints, shares))
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB): {parts}")
     return 0

@@ -12,6 +12,18 @@ from collections.abc import Mapping, Sequence
 import torch
 
 
+def normalised_shares(factors: Sequence[float] | None, count: int) -> list[float]:
+    """Each of `count` state_dicts' share of the mean: `factors` (positive; default all equal) scaled to sum to 1."""
+    if factors is None:
+        factors = [1.0] * count
+    if len(factors) != count:
+        raise ValueError(f"{len(factors)} factors for {count} state_dicts")
+    if any(not f > 0 for f in factors):
+        raise ValueError(f"factors must be positive, got {list(factors)}")
+    total = float(sum(factors))
+    return [f / total for f in factors]
+
+
 def average_state_dicts(states: Sequence[Mapping[str, torch.Tensor]],
                         factors: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
     """The weighted element-wise mean of state_dicts that share keys and shapes.
@@ -23,14 +35,7 @@ def average_state_dicts(states: Sequence[Mapping[str, torch.Tensor]],
     """
     if not states:
         raise ValueError("nothing to average: no state_dicts given")
-    if factors is None:
-        factors = [1.0] * len(states)
-    if len(factors) != len(states):
-        raise ValueError(f"{len(factors)} factors for {len(states)} state_dicts")
-    if any(not f > 0 for f in factors):
-        raise ValueError(f"factors must be positive, got {list(factors)}")
-    total = float(sum(factors))
-    shares = [f / total for f in factors]
+    shares = normalised_shares(factors, len(states))
 
     keys = list(states[0])
     for i, state in enumerate(states[1:], start=2):
