@@ -22,6 +22,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("synth", "pose_stream.cli.synth"),
     ("train", "pose_stream.cli.train"),
     ("average", "pose_stream.cli.average"),
+    ("recalibrate", "pose_stream.cli.recalibrate"),
 ]
 DEFAULT_SUBCOMMAND = "run"
 
