@@ -41,10 +41,9 @@ def run(args: argparse.Namespace) -> int:
     if out.resolve() in {Path(c).resolve() for c in args.checkpoints}:
         raise PoseStreamError(f"--out {out} is one of the inputs; write the average to a new file")
 
-    import torch
-
     from pose_stream.models import build_model, get_config, load_checkpoint
     from pose_stream.models.average import average_state_dicts, normalised_shares
+    from pose_stream.models.checkpoint import write_state_dict
 
     try:
         config = get_config(args.model)
@@ -54,11 +53,7 @@ def run(args: argparse.Namespace) -> int:
     # Loading each file into the model gives one clear error for a file of another model, and equal keys and
     # shapes for the average.
     states = [load_checkpoint(build_model(config), path).state_dict() for path in args.checkpoints]
-    averaged = average_state_dicts(states, shares)
-    if args.half:
-        averaged = {k: (v.half() if v.is_floating_point() else v) for k, v in averaged.items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(averaged, out)
+    write_state_dict(average_state_dicts(states, shares), out, half=args.half)
     parts = ", ".join(f"{Path(c).name} x {share:.3g}" for c, share in zip(args.checkpoints, shares))
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB): {parts}")
     return 0

@@ -59,9 +59,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise PoseStreamError(str(exc)) from None
 
-    import torch
-
     from pose_stream.models import build_model, get_config, load_checkpoint
+    from pose_stream.models.checkpoint import write_state_dict
 
     try:
         model_config = get_config(args.model)
@@ -69,11 +68,7 @@ def run(args: argparse.Namespace) -> int:
         raise PoseStreamError(str(exc)) from None
     model = load_checkpoint(build_model(model_config), args.weights)
     used = recalibrate_checkpoint(model, config.input_size or model_config.input_size, config)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if args.half:
-        state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, out)
+    write_state_dict(model.state_dict(), out, half=args.half)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB): BatchNorm statistics of {used * args.batch_size} "
           f"images of {args.data}")
     return 0

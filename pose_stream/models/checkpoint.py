@@ -93,3 +93,18 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     model.load_state_dict(state, strict=True)
     log.info("loaded %s (%d tensors)", path, len(state))
     return model
+
+
+def write_state_dict(state: Mapping[str, torch.Tensor], path: str | Path, half: bool = False) -> Path:
+    """Save a plain state_dict (CPU, contiguous) to `path`, creating its folder.
+
+    half stores floating tensors as float16: half the file, and `load_checkpoint` puts them back into a
+    float32 model (load_state_dict copies into the model's dtype).
+    """
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    if half:
+        state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
