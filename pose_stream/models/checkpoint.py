@@ -1,7 +1,8 @@
-"""Loading released HigherHRNet checkpoints (and our own) with one clear error on any mismatch."""
+"""Loading released HigherHRNet checkpoints (and our own) with one clear error on any mismatch, and writing them."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -95,8 +96,16 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     return model
 
 
+def save_atomic(obj: object, path: str | Path) -> None:
+    """torch.save to a temporary file beside `path`, then rename: an interrupted save leaves the old file whole."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
 def write_state_dict(state: Mapping[str, torch.Tensor], path: str | Path, half: bool = False) -> Path:
-    """Save a plain state_dict (CPU, contiguous) to `path`, creating its folder.
+    """Save a plain state_dict (CPU, contiguous) to `path` atomically, creating its folder.
 
     half stores floating tensors as float16: half the file, and `load_checkpoint` puts them back into a
     float32 model (load_state_dict copies into the model's dtype).
@@ -106,5 +115,5 @@ def write_state_dict(state: Mapping[str, torch.Tensor], path: str | Path, half: 
     if half:
         state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
+    save_atomic(state, path)
     return path

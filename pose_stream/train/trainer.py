@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -142,17 +141,12 @@ def cosine_lr(peak: float, final_fraction: float, progress: float) -> float:
     return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def _save_atomic(obj: object, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     """Run (or resume) training; saves the checkpoint after every epoch and when stopping."""
     from tqdm import tqdm
 
     from pose_stream.models import build_model, get_config, load_checkpoint
+    from pose_stream.models.checkpoint import save_atomic, write_state_dict
     from pose_stream.train.batches import TrainingExamples
     from pose_stream.train.coco_dataset import CocoKeypoints
     from pose_stream.train.workers import one_opencv_thread
@@ -205,8 +199,8 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     log.info("training %s on %s: %d images, %d steps per epoch", config.model, device, len(examples), steps_per_epoch)
 
     def save() -> None:
-        _save_atomic({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, out)
-        _save_atomic({"optimizer": optimizer.state_dict(), "epoch": epoch, "step": step, "elapsed": elapsed,
+        write_state_dict(model.state_dict(), out)
+        save_atomic({"optimizer": optimizer.state_dict(), "epoch": epoch, "step": step, "elapsed": elapsed,
                       "history": history, "config": {**asdict(config), "augment": asdict(config.augment)}},
                      state_path(out))
 
