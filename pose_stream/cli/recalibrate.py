@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pose_stream.cli.augment_args import add_augment_arguments, augment_from_args
 from pose_stream.errors import PoseStreamError
 
 
@@ -31,10 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="checkpoint to write (.pth)")
     p.add_argument("--images", type=int, default=2000, help="use the first N images (default: %(default)s)")
     p.add_argument("--input-size", type=int, help="square input, as in training (default: the model's)")
-    p.add_argument("--scale", type=float, nargs=2, metavar=("MIN", "MAX"), default=(0.75, 1.5),
-                   help="random zoom range, as in training (default: 0.75 1.5, the train default)")
-    p.add_argument("--rotation", type=float, default=30.0, help="largest random rotation, as in training "
-                   "(default: %(default)s)")
+    add_augment_arguments(p)  # pass the values the runs were trained with
     p.add_argument("--batch-size", type=int, default=8, help="as in training (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="augmentation seed (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
@@ -47,13 +45,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.resolve() == Path(args.weights).resolve():
         raise PoseStreamError(f"--out {out} is the input checkpoint; write to a new file")
-    from pose_stream.train.augment import AugmentConfig
     from pose_stream.train.recalibrate import RecalibrateConfig, recalibrate_checkpoint
 
     try:
         config = RecalibrateConfig(
             data=args.data, split=args.split, images=args.images, input_size=args.input_size,
-            augment=AugmentConfig(scale=tuple(args.scale), rotation=args.rotation), batch_size=args.batch_size,
+            augment=augment_from_args(args), batch_size=args.batch_size,
             seed=args.seed, threads=args.threads,
         )
     except ValueError as exc:
@@ -67,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise PoseStreamError(str(exc)) from None
     model = load_checkpoint(build_model(model_config), args.weights)
-    used = recalibrate_checkpoint(model, config.input_size or model_config.input_size, config)
+    used = recalibrate_checkpoint(model, config)
     write_state_dict(model.state_dict(), out, half=args.half)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB): BatchNorm statistics of {used * args.batch_size} "
           f"images of {args.data}")

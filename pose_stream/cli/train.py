@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from pose_stream.cli.augment_args import add_augment_arguments, augment_from_args
 from pose_stream.errors import PoseStreamError
 
 
@@ -37,9 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=int, help="square training input (default: the model's)")
     p.add_argument("--ae-factor", type=float, default=0.001,
                    help="weight of the push and pull losses (default: %(default)s, the reference's)")
-    p.add_argument("--scale", type=float, nargs=2, metavar=("MIN", "MAX"), default=(0.75, 1.5),
-                   help="random zoom range, 1 = longer image side fits the input (default: 0.75 1.5)")
-    p.add_argument("--rotation", type=float, default=30.0, help="largest random rotation, degrees (default: %(default)s)")
+    add_augment_arguments(p)
     p.add_argument("--time-limit", type=float, help="stop after this many minutes (the schedule fits it)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
@@ -49,7 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pose_stream.train.augment import AugmentConfig
     from pose_stream.train.trainer import TrainConfig, train
 
     try:
@@ -59,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             time_limit=args.time_limit * 60 if args.time_limit else None, threads=args.threads, device=args.device,
             workers=args.workers, seed=args.seed, resume=args.resume, init=args.init,
             widen_from=args.widen_from,
-            augment=AugmentConfig(scale=tuple(args.scale), rotation=args.rotation),
+            augment=augment_from_args(args),
         )
     except ValueError as exc:
         raise PoseStreamError(str(exc)) from None

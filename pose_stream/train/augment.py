@@ -30,6 +30,12 @@ class AugmentConfig:
             raise ValueError("rotation and translation must be >= 0, flip a probability")
 
 
+def check_input_size(size: int) -> None:
+    """A square training input the network takes: a multiple of 32 (five stride-2 steps), at least 64."""
+    if size < 64 or size % 32:
+        raise ValueError("input size must be a multiple of 32, at least 64")
+
+
 NO_AUGMENTATION = AugmentConfig(scale=(1.0, 1.0), rotation=0.0, translation=0.0, flip=0.0)
 
 

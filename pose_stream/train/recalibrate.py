@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from pose_stream.errors import PoseStreamError
-from pose_stream.train.augment import AugmentConfig
+from pose_stream.train.augment import AugmentConfig, check_input_size
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +39,11 @@ class RecalibrateConfig:
     def __post_init__(self) -> None:
         if self.images < 1 or self.batch_size < 1 or self.threads < 1:
             raise ValueError("images, batch size and threads must be positive")
-        if self.input_size is not None and (self.input_size < 64 or self.input_size % 32):
-            raise ValueError("input size must be a multiple of 32, at least 64")
+        if self.input_size is not None:
+            check_input_size(self.input_size)
 
 
-def recalibrate_checkpoint(model: torch.nn.Module, input_size: int, config: RecalibrateConfig,
-                           progress: bool = True) -> int:
+def recalibrate_checkpoint(model: torch.nn.Module, config: RecalibrateConfig, progress: bool = True) -> int:
     """Recalibrate `model`'s BatchNorm layers (CPU) on `config`'s images; returns the number of batches used."""
     from tqdm import tqdm
 
@@ -59,6 +58,7 @@ def recalibrate_checkpoint(model: torch.nn.Module, input_size: int, config: Reca
     count = min(config.images, len(dataset))
     if count < config.batch_size:
         raise PoseStreamError(f"{count} images are fewer than one batch of {config.batch_size}")
+    input_size = config.input_size or model.config.input_size
     examples = TrainingExamples(dataset, joint_set, input_size, config.augment, seed=config.seed)
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(examples, range(count)),
                                          batch_size=config.batch_size, drop_last=True)

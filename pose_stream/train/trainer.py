@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from pose_stream.errors import PoseStreamError
-from pose_stream.train.augment import AugmentConfig
+from pose_stream.train.augment import AugmentConfig, check_input_size
 from pose_stream.train.losses import ae_loss, heatmap_loss
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.save_every < 1:
             raise ValueError("epochs, batch size, learning rate and save_every must be positive")
-        if self.input_size is not None and (self.input_size < 64 or self.input_size % 32):
-            raise ValueError("input size must be a multiple of 32, at least 64")
+        if self.input_size is not None:
+            check_input_size(self.input_size)
         if self.ae_factor < 0 or self.sigma <= 0 or not 0 < self.final_lr_fraction <= 1:
             raise ValueError("ae_factor >= 0, sigma > 0 and 0 < final_lr_fraction <= 1 required")
         if self.time_limit is not None and self.time_limit <= 0:
