@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 
 import numpy as np
 import pytest
@@ -124,21 +123,6 @@ def test_sidecar_round_trip_and_errors(tmp_path):
         ec.read_sidecar(engine)
     with pytest.raises(ValueError, match="plan_sha256"):
         ec.write_engine(engine, plan + b"x", metadata)
-
-
-def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
-    target = tmp_path / "sub" / "file.bin"
-    ec.atomic_write_bytes(target, b"old")
-    assert target.read_bytes() == b"old"
-
-    def broken_replace(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(ec.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
-        ec.atomic_write_bytes(target, b"new content")
-    assert target.read_bytes() == b"old"
-    assert os.listdir(target.parent) == ["file.bin"]  # no temporary file left behind
 
 
 def test_crash_between_plan_and_sidecar_is_a_miss(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ from typing import Any
 
 from pose_stream.benchmarking.environment import describe
 from pose_stream.benchmarking.stats import StageStats
+from pose_stream.redact import mask_in
 
 ENGINE_ONLY, END_TO_END, PIPELINE, BASELINE = "engine-only", "end-to-end", "pipeline", "baseline"
 KINDS = (ENGINE_ONLY, END_TO_END, PIPELINE, BASELINE)
@@ -160,8 +161,9 @@ class BenchReport:
         return "\n\n".join(parts) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"environment": self.environment, "settings": self.settings,
-                "summary": self.summary(), "rows": [row.to_dict() for row in self.rows]}
+        # Settings hold the command line and file names: a stream URL's credentials never reach the file.
+        return mask_in({"environment": self.environment, "settings": self.settings,
+                        "summary": self.summary(), "rows": [row.to_dict() for row in self.rows]})
 
     def write_json(self, path: str | os.PathLike) -> Path:
         out = Path(path)

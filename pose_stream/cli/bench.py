@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from pose_stream.errors import PoseStreamError
+from pose_stream.redact import mask_credentials
 
 EXAMPLES = """\
 examples:
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from pose_stream.benchmarking import run_benchmark
 
     command = "pose-stream " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "pose-stream bench"
+    command = mask_credentials(command)
     report = run_benchmark(config, command=command, progress=not args.no_progress)
     print(report.markdown())
     json_path = report.write_json(out_dir / f"{args.name}.json")

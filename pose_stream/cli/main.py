@@ -11,6 +11,7 @@ import logging
 import sys
 
 from pose_stream.errors import PoseStreamError
+from pose_stream.redact import MaskingFilter, mask_credentials
 
 # (subcommand, module): the order is the order `--help` lists them.
 SUBCOMMANDS: list[tuple[str, str]] = [
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskingFilter())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except PoseStreamError as exc:
-        print(f"pose-stream: error: {exc}", file=sys.stderr)
+        print(f"pose-stream: error: {mask_credentials(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("pose-stream: interrupted", file=sys.stderr)

@@ -16,11 +16,12 @@ from types import ModuleType
 
 import numpy as np
 
+from pose_stream.atomic import write_bytes_atomic
 from pose_stream.engine.accuracy import AccuracyLimits, AccuracyReport, compare_pose_outputs, synthetic_frame
 from pose_stream.engine.build_progress import BuildProgress, make_progress_monitor
 from pose_stream.engine.cuda_context import CudaContext
 from pose_stream.engine.engine_cache import (
-    CacheDecision, EngineCache, EngineMetadata, EngineSpec, atomic_write_bytes, decide, file_sha256, utc_now,
+    CacheDecision, EngineCache, EngineMetadata, EngineSpec, decide, file_sha256, utc_now,
     write_engine, write_sidecar,
 )
 from pose_stream.engine.profiles import ShapeProfile, onnx_input_spec, profiles_for
@@ -252,7 +253,7 @@ def _build_plan(
             "(a larger --workspace-gb may help)"
         )
     if timing_path is not None:
-        atomic_write_bytes(timing_path, memoryview(config.get_timing_cache().serialize()).tobytes())
+        write_bytes_atomic(timing_path, memoryview(config.get_timing_cache().serialize()).tobytes())
     outputs = tuple(network.get_output(i).name for i in range(network.num_outputs))
     return memoryview(plan).tobytes(), outputs
 

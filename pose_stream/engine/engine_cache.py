@@ -13,11 +13,11 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pose_stream.atomic import write_bytes_atomic
 from pose_stream.engine.profiles import ShapeProfile
 from pose_stream.errors import PoseStreamError
 
@@ -42,24 +42,6 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it over `path`: readers see the
-    old file or the new one, never half of one (also when the process dies mid-write)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def gpu_slug(gpu_name: str, compute_capability: tuple[int, int]) -> str:
@@ -196,13 +178,13 @@ def write_engine(engine_path: str | os.PathLike, plan: bytes, metadata: EngineMe
         raise ValueError("metadata.plan_sha256 does not match the plan")
     engine_path = Path(engine_path)
     sidecar_path(engine_path).unlink(missing_ok=True)
-    atomic_write_bytes(engine_path, plan)
+    write_bytes_atomic(engine_path, plan)
     write_sidecar(engine_path, metadata)
 
 
 def write_sidecar(engine_path: str | os.PathLike, metadata: EngineMetadata) -> None:
     text = json.dumps(metadata.to_json(), indent=2, sort_keys=False) + "\n"
-    atomic_write_bytes(sidecar_path(engine_path), text.encode("utf-8"))
+    write_bytes_atomic(sidecar_path(engine_path), text.encode("utf-8"))
 
 
 def rebuild_reason(existing: EngineSpec | None, wanted: EngineSpec) -> str | None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pose_stream.atomic import atomic_path
 from pose_stream.errors import PoseStreamError
 
 log = logging.getLogger(__name__)
@@ -100,10 +100,9 @@ def export_onnx(
         OUTPUT_NAMES[1]: {0: "batch", 2: "height_2", 3: "width_2"},  # 1/2 of the input
     }
     dynamic_axes = {INPUT_NAME: axes, **out_axes} if dynamic else None
-    # Write next to the target and rename, so an interrupted export never leaves a half-written model.
-    fd, tmp_name = tempfile.mkstemp(suffix=".onnx.tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    # Written next to the target and renamed, so an interrupted export never leaves a half-written model.
+    with atomic_path(path) as tmp:
+        tmp_name = str(tmp)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with torch.no_grad():
@@ -125,10 +124,6 @@ def export_onnx(
         if unsupported:
             raise ExportError(f"the exported graph uses ops outside the TensorRT-safe set: {', '.join(unsupported)}")
         onnx.save(graph_model, tmp_name)
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
 
     max_abs = rel = float("nan")
     if verify:

@@ -2,22 +2,46 @@
 from __future__ import annotations
 
 import logging
-import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
+from pose_stream.atomic import atomic_path
 from pose_stream.errors import PoseStreamError
 
 log = logging.getLogger(__name__)
 
 _SHOW = 5  # how many keys of each kind an error message lists
+_REFUSED_GLOBAL = re.compile(r"\bGLOBAL (\S+)")  # torch names the class or function it refused
 
 
 class CheckpointError(PoseStreamError):
     """The file is not a checkpoint, or not one for this model."""
+
+
+def load_tensors(path: str | Path, what: str) -> Any:
+    """`torch.load` that never runs code from the file (`weights_only`: tensors, numbers, strings, lists, dicts).
+
+    One-line CheckpointError for a file torch cannot read, and for one that holds other Python objects
+    (refused: unpickling them could run anything). `what` names the file's role in the message.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch's unpickler raises many types on garbage; all mean "not ours"
+        refused = _REFUSED_GLOBAL.search(str(exc))
+        if refused:
+            raise CheckpointError(
+                f"{path} holds Python objects ({refused.group(1)}), not only tensors: refused, because loading it "
+                f"could run code; a {what} must be a plain state_dict") from None
+        raise CheckpointError(f"{path} is not a PyTorch {what}: torch cannot read it (corrupt, truncated or "
+                              f"another format)") from None
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -27,13 +51,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     A `module.` prefix (DataParallel copies) is stripped.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch's unpickler raises many types on garbage; all mean "not a checkpoint"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({first[:120]})") from None
+    obj = load_tensors(path, "checkpoint")
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model"):
             if isinstance(obj.get(key), Mapping):
@@ -97,11 +115,9 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
 
 
 def save_atomic(obj: object, path: str | Path) -> None:
-    """torch.save to a temporary file beside `path`, then rename: an interrupted save leaves the old file whole."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save through `atomic_path`: an interrupted save leaves the old file whole."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def write_state_dict(state: Mapping[str, torch.Tensor], path: str | Path, half: bool = False) -> Path:

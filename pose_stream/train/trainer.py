@@ -146,7 +146,7 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     from tqdm import tqdm
 
     from pose_stream.models import build_model, get_config, load_checkpoint
-    from pose_stream.models.checkpoint import save_atomic, write_state_dict
+    from pose_stream.models.checkpoint import load_tensors, save_atomic, write_state_dict
     from pose_stream.train.batches import TrainingExamples
     from pose_stream.train.coco_dataset import CocoKeypoints
     from pose_stream.train.workers import one_opencv_thread
@@ -185,7 +185,9 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
         if not out.is_file() or not state_path(out).is_file():
             raise PoseStreamError(f"cannot resume: {out} or {state_path(out)} is missing")
         load_checkpoint(model, out)
-        state = torch.load(state_path(out), map_location="cpu", weights_only=False)
+        # weights_only: the state file holds tensors, numbers, strings and containers only; a crafted one must
+        # not run code when resumed (load_tensors refuses anything else).
+        state = load_tensors(state_path(out), "training state file")
         optimizer.load_state_dict(state["optimizer"])
         epoch, step, elapsed, history = state["epoch"], state["step"], state["elapsed"], list(state["history"])
         log.info("resuming %s at epoch %d, step %d", out, epoch, step)

@@ -5,7 +5,8 @@ import glob
 from pathlib import Path
 
 from pose_stream.errors import PoseStreamError
-from pose_stream.pipeline.sources.base import CapturedImage, Source, SourceState, SourceStatus, mask_credentials
+from pose_stream.pipeline.sources.base import CapturedImage, Source, SourceState, SourceStatus
+from pose_stream.redact import mask_credentials, mask_url
 from pose_stream.pipeline.sources.demo import GeneratedSource, demo_frames
 from pose_stream.pipeline.sources.files import (
     IMAGE_SUFFIXES, ImageSequenceSource, VideoFileSource, collect_images, is_image_path,
@@ -31,7 +32,7 @@ def open_source(spec: str, live_options: LiveOptions | None = None) -> Source:
     if text.lower().startswith(STREAM_SCHEMES):
         return LiveSource(text, live_options)
     if "://" in text:
-        raise PoseStreamError(f"unsupported stream {mask_credentials(text)!r}: use rtsp://, rtsps://, http:// or https://")
+        raise PoseStreamError(f"unsupported stream {mask_url(text)!r}: use rtsp://, rtsps://, http:// or https://")
     path = Path(text)
     if path.is_dir():
         return ImageSequenceSource(collect_images(text), source_id=text)

@@ -1,10 +1,9 @@
-"""What every frame source shares: states, live status, the frame record, credential masking."""
+"""What every frame source shares: states, live status, the frame record."""
 from __future__ import annotations
 
 import abc
 import enum
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -12,14 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pose_stream.redact import mask_credentials, mask_url
+
 log = logging.getLogger(__name__)
-
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-
-
-def mask_credentials(text: str) -> str:
-    """Replace `user:password@` in every URL inside `text` by `***@` (for logs, stats and errors)."""
-    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
 
 
 class SourceState(str, enum.Enum):
@@ -123,7 +117,7 @@ class Source(abc.ABC):
     live: bool = False
 
     def __init__(self, source_id: str, stall_timeout: float | None = None) -> None:
-        self.source_id = mask_credentials(source_id)
+        self.source_id = mask_url(source_id)
         self.status = SourceStatus(self.source_id, stall_timeout)
 
     @property
