@@ -31,5 +31,5 @@ setup(
         # breaks ties between equal-cost assignments differently, which changes who is grouped with whom.
         "test": ["pytest>=7.4", "scipy>=1.10", "pycocotools>=2.0.7", "matplotlib>=3.7", "munkres>=1.1,<2"],
     },
-    entry_points={"console_scripts": ["pose-stream=pose_stream.cli.main:main"]},
+    entry_points={"console_scripts": ["pose-stream=pose_stream.cli.main:console_main"]},
 )

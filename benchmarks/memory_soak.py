@@ -29,7 +29,7 @@ def build_estimator(args: argparse.Namespace):
     from pose_stream.cli.run import make_estimator
 
     ns = argparse.Namespace(model=args.model, weights=None, onnx=None, engine=None, backend=args.backend,
-                            input_size=args.input_size, flip=False, device="cpu")
+                            input_size=args.input_size, flip=False, device="cpu", max_aspect=None)
     return make_estimator(ns)
 
 

@@ -1,5 +1,5 @@
 import sys
 
-from pose_stream.cli.main import main
+from pose_stream.cli.main import console_main
 
-sys.exit(main())
+sys.exit(console_main())

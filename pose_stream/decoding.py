@@ -93,7 +93,7 @@ class Decoder:
         threads: Numba threads for one frame's kernels (set for the calling thread only, restored after; at
             most NUMBA_NUM_THREADS). 1 by default: a pipeline already overlaps its stages, and on a machine
             whose cores are busy (inference, other work) OpenMP's spin-waiting made two threads slower than
-            one (README, Decoding).
+            one (docs/architecture.md, Decode speed).
     """
 
     def __init__(self, joint_set: JointSet | str = "coco", params: GroupingParams = GroupingParams(),

@@ -28,6 +28,7 @@ from pose_stream.preprocessing import Preprocessor, Transform, check_image
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+DEFAULT_MAX_ASPECT = 4.0  # long side / short side of the largest image `prepare` takes
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ class PoseEstimator:
             (CUDA kernels compiled by pycuda; without a compiler it falls back to host copies and Numba, with a
             warning). Each frame must then be aggregated before the next `infer`, in the same thread: the
             pipeline does so (see `aggregate_in_infer_thread`).
+        max_aspect: refuse images whose long side is more than this many times the short side (the short side
+            is scaled to input_size, so a 4x4000 strip would become a 128x128000 network input); None: no limit.
     """
 
     def __init__(
@@ -104,12 +107,16 @@ class PoseEstimator:
         params: GroupingParams = GroupingParams(),
         precision: str = "fp32",
         device_outputs: bool = True,
+        max_aspect: float | None = DEFAULT_MAX_ASPECT,
     ) -> None:
         try:
             self._config = get_config(model)
         except ValueError as exc:
             raise PoseStreamError(str(exc)) from None
-        self.backend_name = _resolve_backend(backend, weights, onnx, engine)
+        self.backend_name = resolve_backend(backend, weights, onnx, engine)
+        if max_aspect is not None and not max_aspect >= 1:
+            raise PoseStreamError(f"max_aspect must be at least 1 (or None for no limit), got {max_aspect}")
+        self.max_aspect = max_aspect
         factors = tuple(float(s) for s in scales)
         if not factors or any(not s > 0 for s in factors) or len(set(factors)) != len(factors):
             raise PoseStreamError(f"scales must be distinct positive factors, got {list(scales)}")
@@ -157,6 +164,13 @@ class PoseEstimator:
     def prepare(self, image_bgr: np.ndarray) -> Prepared:
         """Resize and normalise one BGR image for every scale (and its mirror under flip test)."""
         image_bgr = check_image(image_bgr)
+        height, width = image_bgr.shape[:2]
+        if self.max_aspect is not None and max(height, width) > self.max_aspect * min(height, width):
+            raise PoseStreamError(
+                f"a {width}x{height} image is {max(height, width) / min(height, width):.1f}:1, beyond the limit of "
+                f"{self.max_aspect:g}:1 (its short side is scaled to {self.input_size} px, so the network input "
+                f"would be {max(height, width) * self.input_size // min(height, width)} px long); crop it, or raise "
+                "the limit (--max-aspect)")
         inputs = []
         for factor in self.scales:
             tensor, _ = self._preprocessors[factor](image_bgr)
@@ -389,12 +403,27 @@ def _check_precision(precision: str, backend: str, device: str) -> None:
             raise PoseStreamError("precision fp16 needs a CUDA GPU (the torch backend runs FP32 on the CPU)")
 
 
-def _resolve_backend(backend: str, weights, onnx, engine) -> str:
+def resolve_backend(backend: str, weights=None, onnx=None, engine=None) -> str:
+    """The backend that runs: `backend`, or for "auto" the one the model file is for (torch without one).
+
+    PoseStreamError when the name is unknown, when several model files are given, or when the model file is for
+    another backend than the one asked for (an ONNX file under --backend torch would otherwise be ignored and a
+    random network run instead).
+    """
     if backend not in BACKENDS:
         raise PoseStreamError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    files = [(name, kind, path) for name, kind, path in (("torch", "PyTorch checkpoint", weights),
+                                                          ("onnxruntime", "ONNX model", onnx),
+                                                          ("tensorrt", "TensorRT engine", engine)) if path is not None]
+    if len(files) > 1:
+        raise PoseStreamError(f"give one model file, not {' and '.join(f'a {kind} ({path})' for _, kind, path in files)}")
     if backend == "auto":
-        backend = "tensorrt" if engine is not None else "onnxruntime" if onnx is not None else "torch"
-    needs = {"tensorrt": ("engine", engine), "onnxruntime": ("onnx", onnx)}
-    if backend in needs and needs[backend][1] is None:
-        raise PoseStreamError(f"backend '{backend}' needs {needs[backend][0]}=PATH")
+        return files[0][0] if files else "torch"
+    if files and files[0][0] != backend:
+        name, kind, path = files[0]
+        raise PoseStreamError(f"{path} is a {kind}, which the {name} backend runs, but backend '{backend}' was asked "
+                              f"for: drop the backend choice or give a model file for '{backend}'")
+    needs = {"tensorrt": "engine=PATH (a TensorRT engine, --engine)", "onnxruntime": "onnx=PATH (an ONNX model, --onnx)"}
+    if backend in needs and not files:
+        raise PoseStreamError(f"backend '{backend}' needs {needs[backend]}")
     return backend

@@ -294,8 +294,8 @@ def test_eval_with_the_demo_model_on_a_synthetic_set(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     ap = float(next(l for l in out.splitlines() if "(AP) |" in l).split("|")[2])
-    # Far above a random network (AP ~0), though below the demo issue's 0.80 target (see README, "How good the
-    # demo model is"); a regression anywhere in preprocess/decode/eval drops it towards 0.
+    # Far above a random network (AP ~0), though below the demo model's held-out AP (docs/demo-model.md); a
+    # regression anywhere in preprocess/decode/eval drops it towards 0.
     assert ap >= 0.2
 
 

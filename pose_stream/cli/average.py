@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pose_stream.cli.arguments import finite_float
 from pose_stream.errors import PoseStreamError
 
 
@@ -25,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="the .pth files to average (two or more)")
     p.add_argument("--model", required=True, help="model config that every checkpoint must fit, e.g. small_w32")
     p.add_argument("--out", required=True, help="checkpoint to write (.pth)")
-    p.add_argument("--factors", type=float, nargs="+", metavar="F",
+    p.add_argument("--factors", type=finite_float, nargs="+", metavar="F",
                    help="relative weight of each checkpoint, in order (default: all equal)")
     p.add_argument("--half", action="store_true",
                    help="store floating tensors as float16 (half the file; they load into a float32 model)")

@@ -6,6 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from pose_stream.cli.arguments import device_name
 from pose_stream.errors import PoseStreamError
 from pose_stream.redact import mask_credentials
 
@@ -49,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--decode-input", choices=("auto", "network", "synthetic"), default="auto",
                    help="decode the network's outputs, or outputs rendered from the generated people (a load that "
                    "follows --people even with random weights); auto: network with trained weights (default)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
+    p.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (the torch backend and the baseline) "
                    "and the Numba decoding (0: their default); ONNX Runtime keeps its default, as in PoseEstimator")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated clip and random weights")

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pose_stream.cli.arguments import non_negative_int, positive_float
 from pose_stream.cli.export import parse_size
 from pose_stream.errors import PoseStreamError
 
@@ -41,8 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", metavar="MIN-MAX", help="batch range such as 1-8, or one batch size (default: 1)")
     p.add_argument("-o", "--output", help="where to write the plan (default: the engine cache, named by its key)")
     p.add_argument("--cache-dir", help="engine and timing cache directory (default: ~/.cache/pose-stream/engines)")
-    p.add_argument("--workspace-gb", type=float, default=4.0, help="builder scratch memory (default: %(default)s)")
-    p.add_argument("--device", type=int, default=0, help="CUDA device index (default: %(default)s)")
+    p.add_argument("--workspace-gb", type=positive_float, default=4.0, help="builder scratch memory (default: %(default)s)")
+    p.add_argument("--device", type=non_negative_int, default=0, help="CUDA device index (default: %(default)s)")
     p.add_argument("--no-timing-cache", action="store_true", help="neither read nor write the timing cache")
     p.add_argument("--no-check", action="store_true", help="skip the accuracy check after building")
     p.add_argument("--force", action="store_true", help="rebuild even if a matching engine exists")

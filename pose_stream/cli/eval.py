@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pose_stream.cli.arguments import device_name, positive_int
 from pose_stream.errors import PoseStreamError
 
 EXAMPLES = """\
@@ -42,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="flip test (default: on)")
     p.add_argument("--scales", default="1", help="test scales, e.g. 2,1,0.5 (default: %(default)s)")
     p.add_argument("--input-size", type=int, help="input size S (default: the model's training size)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
-    p.add_argument("--max-images", type=int, help="evaluate only the first N images")
+    p.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
+    p.add_argument("--max-images", type=positive_int, help="evaluate only the first N images")
     p.add_argument("--results", help="write the COCO results json here")
     p.add_argument("--breakdown", action="store_true",
                    help="also show where the AP goes: the AP again with the matched people's head, arm, leg, "
@@ -157,7 +158,8 @@ def _predict(spec, args: argparse.Namespace, input_size: int, scales: tuple[floa
     sources = {"torch": dict(weights=args.weights), "onnxruntime": dict(onnx=args.onnx),
                "tensorrt": dict(engine=args.engine)}
     source = sources[spec.framework] if spec else dict(weights=args.weights, onnx=args.onnx, engine=args.engine)
+    # max_aspect=None: a benchmark set is scored on every image, as the reference test does.
     estimator = build_estimator(spec, model=args.model, **source, input_size=input_size, flip=args.flip,
-                                scales=scales, device=args.device)
+                                scales=scales, device=args.device, max_aspect=None)
     with estimator:
         return predict_images(estimator, items, progress=not args.no_progress, description=_label(spec))

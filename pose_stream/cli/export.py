@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pose_stream.cli.arguments import positive_int
 from pose_stream.errors import PoseStreamError
 
 
@@ -33,9 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", help="checkpoint (.pth); omitted: random weights (for testing the toolchain)")
     p.add_argument("--model", default="w32_512", help="model config (default: %(default)s)")
     p.add_argument("--input-size", default="512x960", type=str, help="HEIGHTxWIDTH of the input (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=1, help="batch size of the example input (default: %(default)s)")
+    p.add_argument("--batch", type=positive_int, default=1, help="batch size of the example input (default: %(default)s)")
     p.add_argument("--dynamic", action="store_true", help="make batch, height and width dynamic")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default: %(default)s)")
+    p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (>= 17, default: %(default)s)")
     p.add_argument("-o", "--output", required=True, help="where to write the .onnx file")
     p.set_defaults(func=run)
 

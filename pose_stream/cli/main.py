@@ -10,6 +10,8 @@ import importlib
 import logging
 import sys
 
+from pose_stream.cli.arguments import OneLineErrorParser
+from pose_stream.cli.signals import STOP_SIGNALS
 from pose_stream.errors import PoseStreamError
 from pose_stream.redact import MaskingFilter, mask_credentials
 
@@ -42,7 +44,7 @@ Run `pose-stream SUBCOMMAND --help` for the options of each subcommand.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="pose-stream",
         description="Real-time multi-person 2D pose estimation (HigherHRNet) on live video.",
         epilog=EPILOG,
@@ -84,5 +86,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def console_main() -> int:
+    """The `pose-stream` program: `main` with Ctrl-C and SIGTERM handled from the first moment to the last, so
+    that a signal at any time is a request to stop and never a crash (pose_stream.cli.signals)."""
+    STOP_SIGNALS.install()
+    try:
+        return main()
+    finally:
+        STOP_SIGNALS.finished()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

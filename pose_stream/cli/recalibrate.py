@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pose_stream.cli.arguments import positive_int
 from pose_stream.cli.augment_args import add_augment_arguments, augment_from_args
 from pose_stream.errors import PoseStreamError
 
@@ -30,12 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="training-distribution dataset folder (COCO format)")
     p.add_argument("--split", help="COCO split, e.g. train2017 (default: the folder's only/first one)")
     p.add_argument("--out", required=True, help="checkpoint to write (.pth)")
-    p.add_argument("--images", type=int, default=2000, help="use the first N images (default: %(default)s)")
+    p.add_argument("--images", type=positive_int, default=2000, help="use the first N images (default: %(default)s)")
     p.add_argument("--input-size", type=int, help="square input, as in training (default: the model's)")
     add_augment_arguments(p)  # pass the values the runs were trained with
-    p.add_argument("--batch-size", type=int, default=8, help="as in training (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="as in training (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="augmentation seed (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default: %(default)s)")
     p.add_argument("--half", action="store_true",
                    help="store floating tensors as float16 (half the file; they load into a float32 model)")
     p.set_defaults(func=run)

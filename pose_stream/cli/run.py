@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
+from pose_stream.cli.arguments import at_least, device_name, non_negative_int, positive_float, positive_int
+from pose_stream.cli.signals import STOP_SIGNALS
+from pose_stream.devices import DEVICE_CHOICES
 from pose_stream.errors import PoseStreamError
 from pose_stream.pipeline.sinks import Sink
 
@@ -28,8 +28,10 @@ examples:
 
 Live sources keep only the newest frame (stale frames are dropped and counted), reconnect forever with
 backoff (--reconnect-attempts N to give up), and use RTSP over TCP (--rtsp-transport udp to change).
-Files, folders and globs: every frame, in order. Ctrl-C stops capture, finishes frames in flight and
-finalises the output files.
+Files, folders and globs: every frame, in order; an unreadable image is skipped (--strict stops instead).
+Outputs are written as NAME.partial.EXT and renamed when the run ends; an existing file is only replaced
+with --overwrite, and an input never. Ctrl-C (or SIGTERM) stops capture, finishes the frames in flight,
+finalises the outputs and exits 0; a second Ctrl-C abandons the frames in flight and exits 130.
 """
 
 DEFAULT_MODEL = "w32_512"
@@ -47,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("input")
     g.add_argument("--source", action="append", required=True, metavar="SOURCE",
                    help=f"{SOURCE_HELP}; repeat for several sources")
-    g.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames in total")
+    g.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames in total")
+    g.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable image of a folder or glob (default: skip it with a warning)")
 
     g = p.add_argument_group("model")
     g.add_argument("--model", help=f"model config (default: {DEFAULT_MODEL}; the demo model for --source demo)")
@@ -59,25 +63,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "aggregation")
     g.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto",
                    help="inference backend (default: %(default)s: the fastest available)")
-    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    g.add_argument("--device", type=device_name, default="auto", help=f"{DEVICE_CHOICES} (default: %(default)s)")
     g.add_argument("--input-size", metavar="PIXELS",
                    help="network input size of the short side, a multiple of 32 (default: the model's)")
     g.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                    help="average with the horizontally flipped image (default: on)")
+    g.add_argument("--max-aspect", type=at_least(1.0), default=4.0, metavar="RATIO",
+                   help="refuse images whose long side exceeds RATIO times the short side (each costs the "
+                        "network input of a RATIO:1 panorama; default: %(default)g)")
 
     g = p.add_argument_group("outputs")
     g.add_argument("--show", action="store_true", help="show a window with skeletons, FPS and latency")
     g.add_argument("--save", metavar="OUT.mp4", help="write the annotated video (at the source frame rate)")
     g.add_argument("--json", metavar="OUT.jsonl", help="write one JSON line per frame (flushed per frame)")
     g.add_argument("--coco-results", metavar="OUT.json", help="write COCO keypoint results (image sources)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace output files that exist (inputs are never overwritten)")
     g.add_argument("--no-render", action="store_true", help="draw nothing (headless throughput)")
     g.add_argument("--stats", action="store_true", help="print live statistics and per-stage timings")
 
     g = p.add_argument_group("live sources")
     g.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp", help="default: %(default)s")
-    g.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS",
+    g.add_argument("--timeout", type=positive_float, default=2.0, metavar="SECONDS",
                    help="open/read timeout; a stream without frames this long is stalled (default: %(default)s)")
-    g.add_argument("--reconnect-attempts", type=int, default=0, metavar="N",
+    g.add_argument("--reconnect-attempts", type=non_negative_int, default=0, metavar="N",
                    help="give up after N failed connection attempts in a row (default: 0, retry forever)")
     # Also accepted after the subcommand, since `pose-stream -v --source X` becomes `pose-stream run -v --source X`.
     p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output (-vv: debug)")
@@ -113,7 +122,8 @@ def make_estimator(args: argparse.Namespace) -> Any:
     from pose_stream.estimator import PoseEstimator
 
     return PoseEstimator(model=args.model, weights=args.weights, onnx=args.onnx, engine=args.engine,
-                         backend=args.backend, input_size=args.input_size, flip=args.flip, device=args.device)
+                         backend=args.backend, input_size=args.input_size, flip=args.flip, device=args.device,
+                         max_aspect=args.max_aspect)
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -122,8 +132,6 @@ def _check_options(args: argparse.Namespace) -> None:
     from pose_stream.pipeline.sinks import HEADLESS_HINT
 
     args.input_size = parse_input_size(args.input_size)
-    if args.max_frames is not None and args.max_frames < 1:
-        raise PoseStreamError("--max-frames must be at least 1")
     if args.no_render and (args.show or args.save):
         raise PoseStreamError("--no-render cannot be combined with --show or --save (they need drawn frames)")
     if args.show and not gui_available():
@@ -148,6 +156,9 @@ def _check_options(args: argparse.Namespace) -> None:
     for path in (args.weights, args.onnx, args.engine):
         if path and not os.path.isfile(path):
             raise PoseStreamError(f"model file not found: {path}")
+    from pose_stream.estimator import resolve_backend
+
+    resolve_backend(args.backend, args.weights, args.onnx, args.engine)
 
 
 def _build_sinks(args: argparse.Namespace) -> list:
@@ -155,11 +166,13 @@ def _build_sinks(args: argparse.Namespace) -> list:
     from pose_stream.pipeline.sinks import CocoResultsSink, JsonLinesSink, VideoSink, WindowSink
 
     show = args.show
+    overwrite_video = args.overwrite
     if not (args.show or args.save or args.json or args.coco_results or args.no_render):
         show = gui_available() and (sys.platform != "linux" or bool(os.environ.get("DISPLAY")))
         if not show and args.source == ["demo"]:
             # The demo is for looking at: without a window, write the annotated video where it can be found.
-            args.save = os.path.abspath(DEMO_VIDEO)
+            # The name is ours, so the previous demo's video is replaced.
+            args.save, overwrite_video = os.path.abspath(DEMO_VIDEO), True
             print(f"pose-stream: no window available: writing the annotated demo to {args.save}", file=sys.stderr)
         elif not show:
             print("pose-stream: no output chosen (--show, --save, --json, --coco-results): printing statistics only",
@@ -168,11 +181,11 @@ def _build_sinks(args: argparse.Namespace) -> list:
     if show:
         sinks.append(WindowSink())
     if args.save:
-        sinks.append(VideoSink(args.save))
+        sinks.append(VideoSink(args.save, overwrite=overwrite_video))
     if args.json:
-        sinks.append(JsonLinesSink(args.json))
+        sinks.append(JsonLinesSink(args.json, overwrite=args.overwrite))
     if args.coco_results:
-        sinks.append(CocoResultsSink(args.coco_results))
+        sinks.append(CocoResultsSink(args.coco_results, overwrite=args.overwrite))
     return sinks
 
 
@@ -207,23 +220,36 @@ class _ProgressSink(Sink):
             self._bar = None
 
 
-@contextmanager
-def _stop_on_signals(pipeline: Any) -> Iterator[None]:
-    """First Ctrl-C / SIGTERM: stop capture, drain, finalise. Second: abandon frames in flight."""
-    def handler(signum: int, frame: Any) -> None:
-        if pipeline.stopping:
-            pipeline.abort()
-        else:
-            pipeline.stop()
-            # os.write: print() is not safe inside a signal handler (re-entrant buffered I/O).
-            os.write(2, b"pose-stream: stopping (finishing frames in flight; again to abort)\n")
+class _RunStopper:
+    """What SIGINT/SIGTERM do during `run`: before the pipeline exists, a request to stop before starting;
+    then the first one stops the pipeline (finish the frames in flight, finalise), the second abandons them;
+    once the pipeline has returned, nothing."""
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    def __init__(self) -> None:
+        self.requested = False
+        self.pipeline: Any = None
+        self.done = False
+
+    def __call__(self, count: int) -> None:
+        # os.write: print() is not safe inside a signal handler (re-entrant buffered I/O).
+        if self.done or (self.pipeline is not None and self.pipeline.abandoned):
+            return
+        if self.pipeline is None:
+            if not self.requested:
+                os.write(2, b"pose-stream: stopping before the run starts\n")
+            self.requested = True
+        elif self.pipeline.stopping and count > 1:
+            self.pipeline.abandon()
+            os.write(2, b"pose-stream: abandoning the frames in flight\n")
+        else:
+            self.pipeline.stop()
+            os.write(2, b"pose-stream: stopping (finishing the frames in flight; again to abandon them)\n")
+
+    def attach(self, pipeline: Any) -> None:
+        """From now on signals go to `pipeline`; a request that came while it was being built applies now."""
+        self.pipeline = pipeline
+        if self.requested:
+            pipeline.stop()
 
 
 def _quiet_opencv(verbosity: int) -> None:
@@ -238,18 +264,30 @@ def _quiet_opencv(verbosity: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    stopper = _RunStopper()
+    with STOP_SIGNALS.listening(stopper):
+        try:
+            return _run(args, stopper)
+        finally:
+            stopper.done = True
+
+
+def _run(args: argparse.Namespace, stopper: _RunStopper) -> int:
     from pose_stream.pipeline import LiveOptions, Pipeline, PipelineConfig, ReconnectPolicy, open_source
+    from pose_stream.pipeline.outputs import check_outputs
 
     _quiet_opencv(getattr(args, "verbose", 0))
-    if args.timeout <= 0 or args.reconnect_attempts < 0:
-        raise PoseStreamError("--timeout must be positive and --reconnect-attempts >= 0")
     live = LiveOptions(transport=args.rtsp_transport, timeout=args.timeout,
                        reconnect=ReconnectPolicy(max_attempts=args.reconnect_attempts or None))
-    sources = [open_source(spec, live) for spec in args.source]
-    for source in sources:
-        source.check()
+    sources = [open_source(spec, live, strict=args.strict) for spec in args.source]
     _check_options(args)
     sinks = _build_sinks(args)
+    # Before any input is opened or a model loaded: no output may destroy an input or an existing file.
+    check_outputs(sinks, sources, other_inputs=(args.weights, args.onnx, args.engine))
+    for source in sources:
+        source.check()
+    if stopper.requested:
+        return 0
     totals = [s.expected_frames for s in sources]
     total = None if None in totals or any(s.live for s in sources) else sum(totals)
     if total is not None and args.max_frames:
@@ -264,16 +302,42 @@ def run(args: argparse.Namespace) -> int:
     def announce(info: Any) -> None:
         print(f"pose-stream: backend {info if info is not None else 'unknown'}", file=sys.stderr, flush=True)
 
-    # Ctrl-C must end the process within 2 s: 1 s to finish frames in flight, then at most 0.7 s for threads.
-    config = PipelineConfig(max_frames=args.max_frames, drain_timeout=1.0, join_timeout=0.7)
+    # After Ctrl-C, frames in flight get 1 s to finish; the frame being inferred always completes (the run waits
+    # for every thread: the interpreter must not exit under a running network call).
+    config = PipelineConfig(max_frames=args.max_frames, drain_timeout=1.0, join_timeout=None)
     pipeline = Pipeline(estimator, sources, [*sinks, progress], config, on_backend_ready=announce)
     progress.pipeline = pipeline
     if total is None and not args.stats:
         print("pose-stream: running (Ctrl-C to stop)", file=sys.stderr)
-    with _stop_on_signals(pipeline):
+    stopper.attach(pipeline)
+    try:
         stats = pipeline.run()
+    except PoseStreamError as exc:
+        kept = [str(path) for sink in sinks for path in getattr(sink, "kept", ())]
+        if kept:
+            raise PoseStreamError(f"{exc} (the partial output is kept in {', '.join(kept)})") from None
+        raise
+    finally:
+        stopper.done = True
     print(stats.format_summary(stages=args.stats))
-    for path in (args.save, args.json, args.coco_results):
-        if path:
+    for sink in sinks:
+        for path in getattr(sink, "written", ()):
             print(f"wrote {path}")
+    if pipeline.abandoned:
+        return _abandoned_exit(pipeline)
     return 0
+
+
+ABANDONED_EXIT = 130  # as for a shell command ended by Ctrl-C
+
+
+def _abandoned_exit(pipeline: Any) -> int:
+    """After a second Ctrl-C: the outputs are finalised; threads may still be inside a network call, under
+    which the interpreter must not shut down (torch aborts the process), so leave without shutting it down."""
+    busy = pipeline.alive_threads
+    if not busy:
+        return ABANDONED_EXIT
+    log.info("leaving %s running", ", ".join(busy))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(ABANDONED_EXIT)

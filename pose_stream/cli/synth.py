@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from pose_stream.cli.arguments import positive_int
 from pose_stream.errors import PoseStreamError
 
 
@@ -21,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--images", type=int, default=1000, help="number of images (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="world seed (default: %(default)s)")
-    p.add_argument("--max-people", type=int, default=5, help="most people per image (default: %(default)s)")
+    p.add_argument("--max-people", type=positive_int, default=5, help="most people per image (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1,
                    help="render in this many processes; the dataset is the same (default: %(default)s)")
     p.set_defaults(func=run)

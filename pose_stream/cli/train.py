@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from pose_stream.cli.arguments import device_name, non_negative_float, non_negative_int, positive_float, positive_int
 from pose_stream.cli.augment_args import add_augment_arguments, augment_from_args
 from pose_stream.errors import PoseStreamError
 
@@ -26,23 +27,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="dataset folder with annotations/person_keypoints*.json")
     p.add_argument("--split", help="COCO split, e.g. train2017 (default: the folder's only/first one)")
     p.add_argument("--model", default="small_w16", help="model config (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=10, help="passes over the data (default: %(default)s)")
+    p.add_argument("--epochs", type=positive_int, default=10, help="passes over the data (default: %(default)s)")
     p.add_argument("--out", required=True, help="checkpoint to write (.pth)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--init", help="start from these weights (fine-tuning)")
     p.add_argument("--widen-from", metavar="MODEL",
                    help="the --init weights are this narrower config (e.g. small_w16 into --model small_w32): "
                    "grow them so that training starts from exactly their outputs")
-    p.add_argument("--batch-size", type=int, default=8, help="(default: %(default)s)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="(default: %(default)s)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="peak Adam learning rate (default: %(default)s)")
     p.add_argument("--input-size", type=int, help="square training input (default: the model's)")
-    p.add_argument("--ae-factor", type=float, default=0.001,
+    p.add_argument("--ae-factor", type=non_negative_float, default=0.001,
                    help="weight of the push and pull losses (default: %(default)s, the reference's)")
     add_augment_arguments(p)
-    p.add_argument("--time-limit", type=float, help="stop after this many minutes (the schedule fits it)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=0, help="data loader processes (default: %(default)s)")
+    p.add_argument("--time-limit", type=positive_float, help="stop after this many minutes (the schedule fits it)")
+    p.add_argument("--device", type=device_name, default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default: %(default)s)")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="data loader processes (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     p.set_defaults(func=run)
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from pose_stream.engine.base import Backend, BackendInfo
+from pose_stream.devices import torch_device
 from pose_stream.errors import PoseStreamError
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,7 @@ class TorchBackend(Backend):
     """
 
     def __init__(self, model: nn.Module, device: str = "auto", fp16: bool = False, cuda_graph: bool = False) -> None:
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise PoseStreamError("the torch backend was asked for CUDA, but PyTorch sees no GPU")
+        self.device = torch_device(device)
         if self.device.type == "cpu" and (fp16 or cuda_graph):
             raise PoseStreamError("FP16 and CUDA graphs need a GPU; use fp16=False on the CPU")
         self.dtype = torch.float16 if fp16 else torch.float32

@@ -7,6 +7,11 @@ Rules every thread follows: it sends END downstream in a `finally`; every blocki
 slices and watches the abort event; any exception records the failure and aborts the others, and `run`
 raises it once everything has stopped. `stop()` (Ctrl-C) ends capture, lets what is in flight finish for up
 to `drain_timeout` seconds, then finalises the sinks.
+
+`run` returns only when every thread has returned: a thread inside a native call (a network pass in torch,
+ONNX Runtime or CUDA) finishes that call and then stops at its next queue operation. The interpreter must
+never exit under a running native call (torch's worker threads then abort the process: exit status 134), so
+the only way out early is `abandon()`, after which the caller must end the process with `os._exit`.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from pose_stream.pipeline.channels import END, Aborted, FrameMux, StageQueue
 from pose_stream.pipeline.frames import Frame, FrameResult, Work
 from pose_stream.pipeline.protocols import StageEstimator
 from pose_stream.pipeline.render import draw_overlay, draw_poses, drawn_people
+from pose_stream.pipeline.outputs import check_outputs
 from pose_stream.pipeline.sinks import Sink, SinkContext
 from pose_stream.pipeline.sources import Source, SourceState
 from pose_stream.pipeline.stats import PipelineStats
@@ -40,7 +46,9 @@ class PipelineConfig:
         queue_size: capacity of each queue between stages (small: latency, not throughput, is the goal).
         file_buffer: frames read ahead per file source.
         drain_timeout: after stop(), seconds to finish frames in flight before abandoning them.
-        join_timeout: seconds to wait for all threads to finish when the run ends.
+        join_timeout: seconds to wait for the threads when the run ends; None (the default) waits until they
+            have all returned (each finishes the native call it is in first). With a number, `run` may return
+            while a thread still runs (see `alive_threads`).
         aggregate_in_infer_thread: run `aggregate` in the inference thread (for estimators whose aggregation
             uses the backend's CUDA context) instead of a thread of its own. An estimator with a true
             `aggregate_in_infer_thread` attribute (PoseEstimator with TensorRT device outputs) gets this anyway.
@@ -51,7 +59,7 @@ class PipelineConfig:
     queue_size: int = 2
     file_buffer: int = 4
     drain_timeout: float = 1.5
-    join_timeout: float = 2.0
+    join_timeout: float | None = None
     aggregate_in_infer_thread: bool = False
     overlay: bool = True
 
@@ -60,8 +68,8 @@ class PipelineConfig:
             raise ValueError("max_frames must be at least 1")
         if self.queue_size < 1 or self.file_buffer < 1:
             raise ValueError("queue_size and file_buffer must be at least 1")
-        if self.drain_timeout < 0 or self.join_timeout <= 0:
-            raise ValueError("drain_timeout must be >= 0 and join_timeout > 0")
+        if self.drain_timeout < 0 or (self.join_timeout is not None and self.join_timeout <= 0):
+            raise ValueError("drain_timeout must be >= 0 and join_timeout > 0 (or None)")
 
 
 class PipelineError(PoseStreamError):
@@ -80,6 +88,8 @@ class Pipeline:
             estimator's `backend_info` (None if it has none).
     """
 
+    WAIT_NOTE_SECONDS = 5.0  # while waiting for a busy thread at the end, say so this often
+
     def __init__(self, estimator: StageEstimator, sources: Sequence[Source], sinks: Sequence[Sink] = (),
                  config: PipelineConfig | None = None,
                  on_backend_ready: Callable[[Any], None] | None = None) -> None:
@@ -92,6 +102,7 @@ class Pipeline:
         self._on_backend_ready = on_backend_ready
         self._stop = threading.Event()     # capture ends; frames in flight still finish
         self._abort = threading.Event()    # everything ends now
+        self._abandon = threading.Event()  # and run() does not wait for threads still inside a call
         self._outputs_done = threading.Event()
         self._stop_deadline: float | None = None
         self._failure: tuple[str, BaseException] | None = None
@@ -116,9 +127,24 @@ class Pipeline:
         self._stop.set()
 
     def abort(self) -> None:
-        """Stop now, abandoning frames in flight (outputs are still finalised)."""
+        """Stop now, abandoning frames in flight (outputs are still finalised; threads are still waited for)."""
         self._stop.set()
         self._abort.set()
+
+    def abandon(self) -> None:
+        """Abort, and let run() return without waiting for threads still inside a native call. The caller
+        must then end the process with os._exit (see `alive_threads`), not by returning from main."""
+        self._abandon.set()
+        self.abort()
+
+    @property
+    def abandoned(self) -> bool:
+        return self._abandon.is_set()
+
+    @property
+    def alive_threads(self) -> list[str]:
+        """Names of the pipeline's threads still running (empty once run() has waited for them all)."""
+        return [t.name for t in self._threads if t.is_alive()]
 
     @property
     def _aggregates_in_infer_thread(self) -> bool:
@@ -143,7 +169,8 @@ class Pipeline:
         started: list[Sink] = []
         clean = False
         try:
-            context = SinkContext(self.sources, self.stop)
+            check_outputs(self.sinks, self.sources)
+            context = SinkContext(self.sources, self.stop, succeeded=lambda: self._failure is None)
             for sink in self.sinks:
                 sink.start(context)
                 started.append(sink)
@@ -181,13 +208,15 @@ class Pipeline:
                             ("aggregate", self.estimator.aggregate, self._inferred, self._aggregated)))
         targets.append(("group", self._stage_loop, ("group", self.estimator.group, self._aggregated, self._grouped)))
         for name, target, args in targets:
-            # Daemon: a thread stuck in native code (a read, a long inference) must not keep the process alive
-            # after run() has given up on it; normally every thread is joined before run() returns.
+            # Daemon: after abandon() a thread stuck in native code must not keep the process alive; otherwise
+            # run() waits for every thread (see the module docstring).
             thread = threading.Thread(target=target, args=args, name=f"{THREAD_PREFIX}-{name}", daemon=True)
             self._threads.append(thread)
             thread.start()
 
-    def _fail(self, stage: str, exc: BaseException) -> None:
+    def _fail(self, stage: str, exc: BaseException, drain: bool = False) -> None:
+        """Record the run's first failure and end the run: at once, or with `drain` (a source that failed) as
+        stop() does, so that the frames already read still reach the outputs."""
         with self._failure_lock:
             first = self._failure is None
             if first:
@@ -197,7 +226,27 @@ class Pipeline:
                 log.debug("%s stage stopped the pipeline: %s", stage, exc)
             else:
                 log.error("%s stage failed: %s: %s", stage, type(exc).__name__, exc, exc_info=exc)
-        self.abort()
+        if drain:
+            self.stop()
+        else:
+            self.abort()
+
+    def _join_threads(self) -> None:
+        """Wait for every thread to return, in short slices (signal handlers run in between), until
+        join_timeout or abandon()."""
+        timeout = self.config.join_timeout
+        started = time.monotonic()
+        next_note = started + self.WAIT_NOTE_SECONDS
+        for thread in self._threads:
+            while thread.is_alive() and not self._abandon.is_set():
+                thread.join(0.05)
+                now = time.monotonic()
+                if timeout is not None and now - started > timeout:
+                    log.warning("thread %s did not stop within %.1f s (blocked in native code?)", thread.name, timeout)
+                    break
+                if thread.is_alive() and now > next_note:
+                    next_note = now + self.WAIT_NOTE_SECONDS
+                    log.warning("waiting for %s to finish its current call (%.0f s so far)", thread.name, now - started)
 
     # -- stage threads -------------------------------------------------------------------------------
 
@@ -212,7 +261,7 @@ class Pipeline:
             failed = True
             source.status.last_error = str(exc)
             source.status.set_state(SourceState.FAILED, str(exc))
-            self._fail(f"capture ({source.source_id})", exc)
+            self._fail(f"capture ({source.source_id})", exc, drain=True)
         finally:
             images.close()  # runs the generator's finally: the capture is released in this thread
             if not failed:
@@ -356,11 +405,6 @@ class Pipeline:
                 self.estimator.close()
             except BaseException as exc:  # noqa: BLE001 - recorded; run() raises it
                 self._fail("closing the estimator", exc)
-        deadline = time.monotonic() + self.config.join_timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                log.warning("thread %s did not stop within %.1f s (blocked in native code?)",
-                            thread.name, self.config.join_timeout)
+        self._join_threads()
         self.stats.discarded = max(0, self.mux.delivered - self.stats.frames)
         self.refresh_stats()

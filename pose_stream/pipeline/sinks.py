@@ -2,13 +2,17 @@
 
 Sinks run in the pipeline's output stage (the caller's thread, which is what GUI toolkits want). `start` is
 called before the first frame, `write` once per frame, `close` always (files are finalised there).
+
+File sinks write each output as `NAME.partial.EXT` (`pose_stream.atomic.PartialFile`) and rename it to `NAME.EXT`
+in `close` when the run ended well (completed, or stopped on request); after a failure the partial file is
+kept and an existing `NAME.EXT` is left as it was. Their paths are checked before the run
+(`pose_stream.pipeline.outputs.check_outputs`).
 """
 from __future__ import annotations
 
 import abc
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +21,7 @@ from typing import IO, Any
 
 import cv2
 
+from pose_stream.atomic import PartialFile
 from pose_stream.errors import PoseStreamError
 from pose_stream.pipeline.frames import FrameResult
 from pose_stream.pipeline.render import gui_available
@@ -31,10 +36,12 @@ HEADLESS_HINT = ("this OpenCV build has no GUI support (the headless wheel): ins
 
 @dataclass(frozen=True)
 class SinkContext:
-    """What sinks may know about the run: its sources, and how to ask it to stop (drain and finish)."""
+    """What sinks may know about the run: its sources, how to ask it to stop (drain and finish), and (in
+    `close`) whether it ended well: completed or stopped on request, not failed."""
 
     sources: Sequence[Source]
     request_stop: Callable[[], None]
+    succeeded: Callable[[], bool] = lambda: True
 
 
 class Sink(abc.ABC):
@@ -58,19 +65,71 @@ def _open_for_writing(path: Path) -> IO[str]:
         raise PoseStreamError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-class JsonLinesSink(Sink):
-    """One JSON object per frame, flushed at once (a reader can follow the file live; a kill loses nothing).
+class FileSink(Sink):
+    """A sink that writes files: its option name (for messages), the extensions it knows, `--overwrite`, and
+    the PartialFile of each output.
+
+    Attributes:
+        path: the output the user named.
+        overwrite: replace an existing output (otherwise check_outputs refuses it).
+        outputs: one PartialFile per file written so far; after `close`, each says whether it was written.
+    """
+
+    option = "output"
+    extensions: tuple[str, ...] = ()
+
+    def __init__(self, path: str | Path, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.overwrite = overwrite
+        self.outputs: list[PartialFile] = []
+        self._succeeded: Callable[[], bool] = lambda: True
+        if self.path.suffix.lower() not in self.extensions:
+            found = f"'{self.path.suffix}'" if self.path.suffix else "none"
+            raise PoseStreamError(f"{self.option} {self.path}: unknown file extension ({found}); use one of "
+                                  f"{', '.join(self.extensions)}")
+
+    def planned_paths(self, num_sources: int) -> list[Path]:
+        """Every file this sink will write for a run with `num_sources` sources."""
+        return [self.path]
+
+    def start(self, context: SinkContext) -> None:
+        self._succeeded = context.succeeded
+
+    def _finish(self, success: bool) -> None:
+        for output in self.outputs:
+            output.finish(success)
+
+    @property
+    def written(self) -> list[Path]:
+        """The outputs that exist under their final names after `close`."""
+        return [o.target for o in self.outputs if o.state == "written"]
+
+    @property
+    def kept(self) -> list[Path]:
+        """The partial outputs a failed run left (an older file of the final name is untouched)."""
+        return [o.partial for o in self.outputs if o.state == "kept"]
+
+
+class JsonLinesSink(FileSink):
+    """One JSON object per frame, flushed at once (a reader can follow `NAME.partial.jsonl` live; a kill loses
+    nothing that was written).
 
     Line: {"source", "source_index", "frame_index", "seq", "image", "timestamps": {"captured", "done",
     "latency_ms"}, "source_state", "joint_set", "people": [{"score", "keypoints": [[x, y, value], ...]}]}.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    option = "--json"
+    extensions = (".jsonl", ".ndjson", ".json")
+
+    def __init__(self, path: str | Path, overwrite: bool = False) -> None:
+        super().__init__(path, overwrite)
         self._file: IO[str] | None = None
 
     def start(self, context: SinkContext) -> None:
-        self._file = _open_for_writing(self.path)
+        super().start(context)
+        output = PartialFile(self.path)
+        self._file = _open_for_writing(output.partial)
+        self.outputs = [output]
 
     def write(self, result: FrameResult) -> None:
         frame = result.frame
@@ -96,6 +155,7 @@ class JsonLinesSink(Sink):
         if self._file is not None:
             self._file.close()
             self._file = None
+            self._finish(self._succeeded())
 
 
 def per_source_path(path: Path, source_index: int, num_sources: int) -> Path:
@@ -103,38 +163,45 @@ def per_source_path(path: Path, source_index: int, num_sources: int) -> Path:
     return path if num_sources == 1 else path.with_name(f"{path.stem}_{source_index}{path.suffix}")
 
 
-class VideoSink(Sink):
+class VideoSink(FileSink):
     """Annotated frames as an MP4 (mp4v, what OpenCV's wheels can encode) at the source's frame rate.
 
-    The writer opens on a source's first frame (size and rate are known then) and is finalised in close().
-    Frames a live source dropped are filled by repeating the previous result, so the video plays in real time.
+    The writer opens on a source's first frame (size and rate are known then) and is finalised in close();
+    a source that produced no frame writes no file. Frames a live source dropped are filled by repeating the
+    previous result, so the video plays in real time.
     """
 
     needs_render = True
+    option = "--save"
+    extensions = (".mp4", ".m4v", ".mov", ".avi", ".mkv")  # containers OpenCV's FFmpeg writes mp4v into
     FOURCC = "mp4v"
     MAX_REPEAT = 50  # after a reconnect the frame index may jump far: do not fill the whole gap
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path, overwrite: bool = False) -> None:
+        super().__init__(path, overwrite)
         self._sources: Sequence[Source] = ()
         self._writers: dict[int, cv2.VideoWriter] = {}
         self._last_index: dict[int, int] = {}
 
+    def planned_paths(self, num_sources: int) -> list[Path]:
+        return [per_source_path(self.path, i, num_sources) for i in range(num_sources)]
+
     def start(self, context: SinkContext) -> None:
+        super().start(context)
         self._sources = context.sources
-        if not self.path.parent.is_dir():
-            raise PoseStreamError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
 
     def _writer(self, source_index: int, width: int, height: int) -> cv2.VideoWriter:
         writer = self._writers.get(source_index)
         if writer is None:
-            path = per_source_path(self.path, source_index, len(self._sources))
+            output = PartialFile(per_source_path(self.path, source_index, len(self._sources)))
             fps = self._sources[source_index].fps or DEFAULT_FPS
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*self.FOURCC), fps, (width, height))
+            writer = cv2.VideoWriter(str(output.partial), cv2.VideoWriter_fourcc(*self.FOURCC), fps, (width, height))
             if not writer.isOpened():
-                raise PoseStreamError(f"cannot write video {path} ({self.FOURCC}, {width}x{height} at {fps:g} fps)")
-            log.info("writing %s: %dx%d at %.2f fps", path, width, height, fps)
+                raise PoseStreamError(f"cannot write video {output.target} ({self.FOURCC}, {width}x{height} at "
+                                      f"{fps:g} fps)")
+            log.info("writing %s: %dx%d at %.2f fps", output.partial, width, height, fps)
             self._writers[source_index] = writer
+            self.outputs.append(output)
         return writer
 
     def write(self, result: FrameResult) -> None:
@@ -149,9 +216,12 @@ class VideoSink(Sink):
             writer.write(image)
 
     def close(self) -> None:
+        if not self._writers:
+            return
         for writer in self._writers.values():
             writer.release()
         self._writers.clear()
+        self._finish(self._succeeded())
 
 
 _DIGITS = re.compile(r"\d+")
@@ -170,22 +240,29 @@ def image_ids(names: Sequence[str]) -> list[int]:
     return ids
 
 
-class CocoResultsSink(Sink):
+class CocoResultsSink(FileSink):
     """COCO keypoint results for image folders: [{"image_id", "category_id": 1, "keypoints": [x, y, v, ...],
-    "score"}] per person, written when the run ends (atomically: a stopped run leaves a valid file)."""
+    "score"}] per person, written when the run ends (a stopped run leaves a valid file; a failed one leaves
+    `NAME.partial.json` and the old file)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    option = "--coco-results"
+    extensions = (".json",)
+
+    def __init__(self, path: str | Path, overwrite: bool = False) -> None:
+        super().__init__(path, overwrite)
         self._ids: list[dict[str, int]] = []
         self._results: list[dict[str, Any]] = []
         self._started = False
 
-    def start(self, context: SinkContext) -> None:
-        for source in context.sources:
+    @staticmethod
+    def check_sources(sources: Sequence[Source]) -> None:
+        for source in sources:
             if not isinstance(source, ImageSequenceSource):
                 raise PoseStreamError(f"--coco-results needs image files or a folder of images, not {source.source_id}")
-        if not self.path.parent.is_dir():
-            raise PoseStreamError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
+
+    def start(self, context: SinkContext) -> None:
+        self.check_sources(context.sources)
+        super().start(context)
         self._ids = [dict(zip((p.name for p in s.paths), image_ids([p.name for p in s.paths])))
                      for s in context.sources if isinstance(s, ImageSequenceSource)]
         self._started = True
@@ -204,11 +281,13 @@ class CocoResultsSink(Sink):
         if not self._started:
             return
         self._started = False
-        partial = self.path.with_name(self.path.name + ".partial")
-        with _open_for_writing(partial) as f:
+        output = PartialFile(self.path)
+        self.outputs = [output]
+        with _open_for_writing(output.partial) as f:
             json.dump(self._results, f)
-        os.replace(partial, self.path)
-        log.info("wrote %d COCO results to %s", len(self._results), self.path)
+        output.finish(self._succeeded())
+        log.info("%d COCO results in %s", len(self._results), output.target if output.state == "written" else
+                 output.partial)
 
 
 class WindowSink(Sink):

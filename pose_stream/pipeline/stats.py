@@ -129,9 +129,10 @@ class PipelineStats:
             f"reconnects {self.reconnects}"
         ]
         for s in d["sources"]:
+            skipped = f", skipped {s['skipped']} unreadable" if s.get("skipped") else ""
             lines.append(f"  source {s['source']}: {s['state']}, read {s['frames_read']}, processed "
-                         f"{s['frames_processed']}, dropped {s['frames_dropped']}, reconnects {s['reconnects']}, "
-                         f"stalls {s['stalls']}")
+                         f"{s['frames_processed']}, dropped {s['frames_dropped']}{skipped}, reconnects "
+                         f"{s['reconnects']}, stalls {s['stalls']}")
         if self.discarded:
             lines.append(f"  {self.discarded} frame(s) in flight were abandoned when stopping")
         if stages:

@@ -145,6 +145,7 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     """Run (or resume) training; saves the checkpoint after every epoch and when stopping."""
     from tqdm import tqdm
 
+    from pose_stream.devices import torch_device
     from pose_stream.models import build_model, get_config, load_checkpoint
     from pose_stream.models.checkpoint import load_tensors, save_atomic, write_state_dict
     from pose_stream.train.batches import TrainingExamples
@@ -174,8 +175,7 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
 
-    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available()
-                          else "cpu" if config.device == "auto" else config.device)
+    device = torch_device(config.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # one input size all run long: let cuDNN pick the fastest kernels
     model = build_model(model_config).train()

@@ -21,6 +21,8 @@ class FakeEstimator:
       another thread (the rule a CUDA backend imposes).
     - Returns one person per frame whose keypoints are a function of the image (so outputs can be checked).
     - `delays` (seconds per stage) make it slow; `fail_at=(stage, n)` raises in that stage on the n-th call.
+      The delay "infer_torch" is spent in torch's native code (matrix products on all its threads), as a real
+      network pass is: the case where the interpreter must not exit under a running call.
     """
 
     def __init__(self, delays: dict[str, float] | None = None, fail_at: tuple[str, int] | None = None,
@@ -54,6 +56,8 @@ class FakeEstimator:
         if self.closed:
             raise RuntimeError("infer after close")
         self._stage("infer")
+        if self.delays.get("infer_torch"):
+            torch_busy(self.delays["infer_torch"])
         self.digests.append(prepared["digest"])
         return prepared
 
@@ -70,6 +74,16 @@ class FakeEstimator:
             raise RuntimeError("close called from a thread that did not create the backend")
         self.close_thread = threading.get_ident()
         self.closed = True
+
+
+def torch_busy(seconds: float) -> None:
+    """Keep torch's native code (and its intra-op threads) busy for about `seconds`."""
+    import torch
+
+    a = torch.rand(768, 768)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        a = torch.tanh(a @ a)
 
 
 def digest(image: np.ndarray) -> str:

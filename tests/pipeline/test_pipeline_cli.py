@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline_fakes import decode_all, write_video
+from pose_stream.atomic import partial_path
 from pipeline_rtsp import free_port
 from pose_stream.train.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME
 
@@ -142,7 +143,8 @@ def test_signal_mid_run_exits_0_within_2s_with_valid_files(sig, tmp_path):
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
-            if jsonl.exists() and len(jsonl.read_text().splitlines()) >= 5:
+            partial = partial_path(jsonl)  # written there until the run ends
+            if partial.exists() and len(partial.read_text().splitlines()) >= 5:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()

@@ -163,10 +163,30 @@ def test_a_failing_sink_stops_the_pipeline():
         Pipeline(FakeEstimator(), [GeneratedSource(num_frames=1000, size=(64, 48), frames=pattern_frames)], [Broken()]).run()
 
 
-def test_a_source_failing_mid_run_stops_with_its_message(tmp_path, image_folder):
+def test_a_strict_source_failing_mid_run_stops_with_its_message(tmp_path, image_folder):
     paths = sorted(image_folder.glob("*.png"))
     paths[3].write_bytes(b"not a png")
-    with pytest.raises(PoseStreamError, match="cannot read image"):
+    with pytest.raises(PoseStreamError, match="cannot read image .*--strict"):
+        Pipeline(FakeEstimator(), [open_source(str(image_folder), strict=True)], [CollectSink()]).run()
+
+
+def test_an_unreadable_image_is_skipped_counted_and_the_run_goes_on(tmp_path, image_folder, caplog):
+    paths = sorted(image_folder.glob("*.png"))
+    paths[1].write_bytes(b"not a png")
+    paths[4].write_bytes(paths[4].read_bytes()[:40])  # truncated
+    collect = CollectSink()
+    stats = Pipeline(FakeEstimator(), [open_source(str(image_folder))], [collect]).run()
+    assert [r.frame.name for r in collect.results] == [p.name for i, p in enumerate(paths) if i not in (1, 4)]
+    assert stats.frames == 4 and stats.source_status[0]["skipped"] == 2
+    assert "skipped 2 unreadable" in stats.format_summary()
+    skipped = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+    assert len(skipped) == 2 and paths[1].name in skipped[0] and "\n" not in skipped[0]
+
+
+def test_a_folder_where_no_image_reads_fails(tmp_path, image_folder):
+    for path in image_folder.glob("*.png"):
+        path.write_bytes(b"junk")
+    with pytest.raises(PoseStreamError, match="none of the 6 images"):
         Pipeline(FakeEstimator(), [open_source(str(image_folder))], [CollectSink()]).run()
 
 

@@ -17,10 +17,11 @@ SOURCE_HELP = ("webcam, a camera index (0, 1, ...), an rtsp:// or http(s):// URL
                "a folder or glob of images, or demo")
 
 
-def open_source(spec: str, live_options: LiveOptions | None = None) -> Source:
+def open_source(spec: str, live_options: LiveOptions | None = None, strict: bool = False) -> Source:
     """The source a --source string names; PoseStreamError (one line) when it names nothing usable.
 
     Nothing is opened yet: streams and videos open in their capture thread; files and folders are checked here.
+    strict: an unreadable image in a folder or glob ends the run (default: it is skipped with a warning).
     """
     text = spec.strip()
     if text == "demo":
@@ -34,12 +35,10 @@ def open_source(spec: str, live_options: LiveOptions | None = None) -> Source:
     if "://" in text:
         raise PoseStreamError(f"unsupported stream {mask_url(text)!r}: use rtsp://, rtsps://, http:// or https://")
     path = Path(text)
-    if path.is_dir():
-        return ImageSequenceSource(collect_images(text), source_id=text)
-    if glob.has_magic(text):
-        return ImageSequenceSource(collect_images(text), source_id=text)
+    if path.is_dir() or glob.has_magic(text):
+        return ImageSequenceSource(collect_images(text), source_id=text, strict=strict)
     if path.is_file():
-        return ImageSequenceSource([path]) if is_image_path(path) else VideoFileSource(path)
+        return ImageSequenceSource([path], strict=strict) if is_image_path(path) else VideoFileSource(path)
     if path.suffix or "/" in text or "\\" in text:
         raise PoseStreamError(f"file not found: {text}")
     raise PoseStreamError(f"unknown source {text!r}: expected {SOURCE_HELP}")

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -58,6 +59,7 @@ class SourceStatus:
         self._lock = threading.Lock()
         self._state = SourceState.CONNECTING
         self.frames_read = 0
+        self.skipped = 0  # unreadable inputs passed over (corrupt images in a folder)
         self.reconnects = 0
         self.stalls = 0
         self.last_frame_at: float | None = None
@@ -99,7 +101,7 @@ class SourceStatus:
     def snapshot(self) -> dict:
         return {
             "source": self.source_id, "state": self.state.value, "frames_read": self.frames_read,
-            "reconnects": self.reconnects, "stalls": self.stalls, "last_error": self.last_error,
+            "skipped": self.skipped, "reconnects": self.reconnects, "stalls": self.stalls, "last_error": self.last_error,
         }
 
 
@@ -129,6 +131,11 @@ class Source(abc.ABC):
     def expected_frames(self) -> int | None:
         """How many frames the source will yield, when known (for progress bars)."""
         return None
+
+    @property
+    def input_paths(self) -> tuple[Path, ...]:
+        """The files this source reads (outputs must never be one of them)."""
+        return ()
 
     def check(self) -> None:
         """Fail fast (PoseStreamError) when the source cannot work at all; cheap, and releases what it opens."""

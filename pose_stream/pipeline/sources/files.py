@@ -44,6 +44,10 @@ class VideoFileSource(Source):
     def expected_frames(self) -> int | None:
         return self._frame_count
 
+    @property
+    def input_paths(self) -> tuple[Path, ...]:
+        return (self.path,)
+
     def open(self) -> cv2.VideoCapture:
         """Open the file; PoseStreamError naming it when FFmpeg cannot."""
         cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
@@ -104,11 +108,16 @@ def collect_images(spec: str) -> list[Path]:
 
 
 class ImageSequenceSource(Source):
-    """Image files read in the given order; each image is one frame."""
+    """Image files read in the given order; each image is one frame.
+
+    An image that cannot be read (corrupt, truncated, not an image) is skipped with a warning and counted in
+    `status.skipped`; with `strict` it ends the run instead. A run in which no image at all can be read fails.
+    """
 
     live = False
 
-    def __init__(self, paths: Sequence[str | Path], source_id: str | None = None) -> None:
+    def __init__(self, paths: Sequence[str | Path], source_id: str | None = None, strict: bool = False) -> None:
+        self.strict = strict
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise PoseStreamError("no images to read")
@@ -125,6 +134,10 @@ class ImageSequenceSource(Source):
     def expected_frames(self) -> int | None:
         return len(self.paths)
 
+    @property
+    def input_paths(self) -> tuple[Path, ...]:
+        return tuple(self.paths)
+
     def images(self, stop: threading.Event) -> Iterator[CapturedImage]:
         self.status.set_state(SourceState.STREAMING)
         for index, path in enumerate(self.paths):
@@ -132,6 +145,13 @@ class ImageSequenceSource(Source):
                 return
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
-                raise PoseStreamError(f"cannot read image {path}: not an image, or corrupt")
+                if self.strict:
+                    raise PoseStreamError(f"cannot read image {path}: not an image, or corrupt (--strict stops here)")
+                self.status.skipped += 1
+                log.warning("skipping %s: not an image, or corrupt", path)
+                continue
             self.status.frame_read()
             yield captured(image, index, name=path.name)
+        if self.status.skipped == len(self.paths):
+            raise PoseStreamError(f"none of the {len(self.paths)} images of {self.source_id} could be read "
+                                  "(not images, or corrupt)")
