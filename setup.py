@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["pose_stream", "pose_stream.*"]),
-    package_data={"pose_stream": ["kernels/*.cu", "data/*"]},
+    package_data={"pose_stream": ["decoding/*.cu", "data/*"]},
     install_requires=[
         "torch>=2.4",
         "onnx>=1.16",

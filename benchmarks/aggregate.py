@@ -41,7 +41,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def synthetic_scale(rng: np.random.Generator, k: int, hw: tuple[int, int]):
-    from pose_stream.kernels.aggregate_ref import ScaleOutputs
+    from pose_stream.decoding.aggregate_ref import ScaleOutputs
 
     def outputs():
         return (
@@ -74,7 +74,7 @@ def same_candidates(a, b) -> bool:
 
 def cuda_timer(driver: str, scale, flip_index, hw):
     """A function running the CUDA aggregation once (and its candidates), or None where it cannot run."""
-    from pose_stream.kernels.aggregate_cuda import CudaAggregator, DeviceOutputs, ScaleShape
+    from pose_stream.decoding.aggregate_cuda import CudaAggregator, DeviceOutputs, ScaleShape
 
     if driver == "cupy":
         import cupy
@@ -99,8 +99,8 @@ def main() -> None:
     from tqdm import tqdm
 
     from pose_stream.joints import COCO
-    from pose_stream.kernels.aggregate_numba import aggregate_numba
-    from pose_stream.kernels.aggregate_ref import aggregate_reference
+    from pose_stream.decoding.aggregate_numba import aggregate_numba
+    from pose_stream.decoding.aggregate_ref import aggregate_reference
 
     rng = np.random.default_rng(0)
     rows = []

@@ -43,12 +43,13 @@ import numpy as np  # noqa: E402
 from pose_stream.benchmarking.baseline import BaselineConfig, match_by_tag  # noqa: E402
 from pose_stream.decoding import Decoder, ScaleResult  # noqa: E402
 from pose_stream.joints import COCO  # noqa: E402
-from pose_stream.kernels import group_ref, synthetic  # noqa: E402
-from pose_stream.kernels.aggregate_numba import aggregate_numba  # noqa: E402
-from pose_stream.kernels.aggregate_ref import ScaleOutputs, refine_peaks  # noqa: E402
-from pose_stream.kernels.group_numba import NumbaGrouper  # noqa: E402
-from pose_stream.kernels.grouping_types import GroupingParams  # noqa: E402
-from pose_stream.preprocessing import Transform  # noqa: E402
+from pose_stream.decoding import group_ref  # noqa: E402
+from pose_stream.synthetic import outputs as synthetic  # noqa: E402
+from pose_stream.decoding.aggregate_numba import aggregate_numba  # noqa: E402
+from pose_stream.decoding.aggregate_ref import ScaleOutputs, refine_peaks  # noqa: E402
+from pose_stream.decoding.group_numba import NumbaGrouper  # noqa: E402
+from pose_stream.decoding.grouping_types import GroupingParams  # noqa: E402
+from pose_stream.decoding.preprocess import Transform  # noqa: E402
 
 PARAMS = GroupingParams()
 

@@ -60,7 +60,7 @@ def one_run(video: Path, work: Path, sig: signal.Signals, delay: float, extra: l
     jsonl, saved = work / "poses.jsonl", work / "annotated.mp4"
     for stale in work.iterdir():
         stale.unlink()
-    from pose_stream.train.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME, demo_model_path
+    from pose_stream.models.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME, demo_model_path
 
     model = ["--model", DEMO_MODEL_NAME, "--weights", str(demo_model_path()), "--input-size", str(DEMO_INPUT_SIZE)]
     command = [sys.executable, "-m", "pose_stream", "--source", str(video), *model, "--json", str(jsonl), "--save",

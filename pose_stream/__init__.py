@@ -16,12 +16,12 @@ _LAZY = {
     "PoseStreamError": "pose_stream.errors",
     "JointSet": "pose_stream.joints",
     "Pipeline": "pose_stream.pipeline",
-    "preprocess": "pose_stream.preprocessing",
-    "Transform": "pose_stream.preprocessing",
+    "preprocess": "pose_stream.decoding.preprocess",
+    "Transform": "pose_stream.decoding.preprocess",
     "decode": "pose_stream.decoding",
     "Poses": "pose_stream.poses",
     "PoseEstimator": "pose_stream.estimator",
-    "demo_model_path": "pose_stream.train.demo",
+    "demo_model_path": "pose_stream.models.demo",
 }
 
 

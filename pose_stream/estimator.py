@@ -20,10 +20,10 @@ from pose_stream._optional import available
 from pose_stream.decoding import Aggregated, Decoder, ScaleResult
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import JointSet
-from pose_stream.kernels.grouping_types import GroupingParams
+from pose_stream.decoding.grouping_types import GroupingParams
 from pose_stream.models.config import get_config
 from pose_stream.poses import Poses
-from pose_stream.preprocessing import Preprocessor, Transform, check_image
+from pose_stream.decoding.preprocess import Preprocessor, Transform, check_image
 
 log = logging.getLogger(__name__)
 
@@ -360,7 +360,7 @@ class PoseEstimator:
 
     def _device_aggregation(self, backend) -> None:
         """The GPU aggregation in the TensorRT backend's context, or host outputs (Numba) if it cannot run."""
-        from pose_stream.gpu_aggregation import GpuAggregation
+        from pose_stream.decoding.aggregate_gpu import GpuAggregation
 
         try:
             self._aggregation = GpuAggregation(self.joint_set, self._decoder.params, context=backend.cuda_context)
@@ -376,10 +376,10 @@ class PoseEstimator:
         if (self._aggregation is not None or self._aggregation_unavailable or self._backend is None
                 or self._backend.info.device == "cpu"):
             return self._aggregation
-        if not (available("pycuda.driver") and available("pose_stream.kernels.aggregate_cuda")):
+        if not (available("pycuda.driver") and available("pose_stream.decoding.aggregate_cuda")):
             self._aggregation_unavailable = True
             return None
-        from pose_stream.gpu_aggregation import GpuAggregation
+        from pose_stream.decoding.aggregate_gpu import GpuAggregation
 
         try:
             self._aggregation = GpuAggregation(self.joint_set, self._decoder.params)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pose_stream.kernels.aggregate_ref import adjust_neighbours, fma32, refine_peaks, suppress_non_maxima
-from pose_stream.kernels.types import AggregatedMaps
+from pose_stream.decoding.aggregate_ref import adjust_neighbours, fma32, refine_peaks, suppress_non_maxima
+from pose_stream.decoding.types import AggregatedMaps
 
 
 class EmulatedDriver:

@@ -22,8 +22,8 @@ import numpy as np
 from pose_stream.engine import BackendInfo
 from pose_stream.engine.base import Backend
 from pose_stream.joints import COCO
-from pose_stream.kernels.synthetic import SyntheticPeople, render_flipped_outputs, render_outputs
-from pose_stream.preprocessing import preprocess
+from pose_stream.synthetic.outputs import SyntheticPeople, render_flipped_outputs, render_outputs
+from pose_stream.decoding.preprocess import preprocess
 
 ORACLE: dict[str, SyntheticPeople] = {}  # digest of a plain network input (3, h, w) -> people in its pixels
 FP16_SHIFT = 0.05  # of the person's height (FP16 AP 0.45-0.71 over 150 seeded layouts of make_figure_set)

@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from emulated_cuda import EmulatedDriver
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import COCO, CROWDPOSE
-from pose_stream.kernels.aggregate_numba import aggregate_numba, top_k_numba
-from pose_stream.kernels.bilinear_numba import fma as _fma
-from pose_stream.kernels.aggregate_ref import (
+from pose_stream.decoding.aggregate_numba import aggregate_numba, top_k_numba
+from pose_stream.decoding.bilinear_numba import fma as _fma
+from pose_stream.decoding.aggregate_ref import (
     ScaleOutputs,
     aggregate_maps,
     aggregate_reference,
@@ -29,7 +29,7 @@ from pose_stream.kernels.aggregate_ref import (
     suppress_non_maxima,
     top_candidates,
 )
-from pose_stream.kernels.types import AggregatedMaps
+from pose_stream.decoding.types import AggregatedMaps
 
 FIELDS = ("x", "y", "value", "tags", "neighbours")
 
@@ -343,7 +343,7 @@ def test_bad_inputs_raise_one_line_errors(rng):
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
 def test_cuda_source_compiles_to_ptx(tmp_path):
-    from pose_stream.kernels.aggregate_cuda import COMPILE_OPTIONS, kernel_source
+    from pose_stream.decoding.aggregate_cuda import COMPILE_OPTIONS, kernel_source
 
     source = tmp_path / "aggregate.cu"
     source.write_text(kernel_source())
@@ -362,7 +362,7 @@ def test_cuda_source_compiles_to_ptx(tmp_path):
 def run_cuda_aggregator(driver, upload, scales, flip_index, base_hw, mean_tags):
     """CudaAggregator on `scales` (ScaleOutputs whose arrays `upload(aggregator, array)` puts on the device,
     returning a pointer): candidates, refine peaks for `mean_tags`, heatmaps."""
-    from pose_stream.kernels.aggregate_cuda import CudaAggregator, DeviceOutputs, ScaleShape
+    from pose_stream.decoding.aggregate_cuda import CudaAggregator, DeviceOutputs, ScaleShape
 
     shapes = [ScaleShape(s.quarter_hw, s.half_hw, s.factor) for s in scales]
     with CudaAggregator(scales[0].num_joints, base_hw, shapes, flip_index, driver=driver) as aggregator:
@@ -397,7 +397,7 @@ CUDA_CASES = [(True, 1), (False, 1), (True, 3)]
 
 @pytest.mark.parametrize("flip, n_scales", CUDA_CASES)
 def test_cuda_host_side_with_emulated_kernels(rng, monkeypatch, flip, n_scales):
-    from pose_stream.kernels import aggregate_cuda
+    from pose_stream.decoding import aggregate_cuda
 
     monkeypatch.setitem(aggregate_cuda._DRIVERS, "emulated", EmulatedDriver)
     inputs = []

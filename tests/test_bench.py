@@ -16,7 +16,7 @@ from pose_stream.cli.main import main
 from pose_stream.errors import PoseStreamError
 from pose_stream.estimator import PoseEstimator
 from pose_stream.joints import COCO, CROWDPOSE
-from pose_stream.kernels.synthetic import random_people, render_flipped_outputs, render_outputs
+from pose_stream.synthetic.outputs import random_people, render_flipped_outputs, render_outputs
 from pose_stream.models import build_model
 
 TINY = ["--model", "tiny_w8", "--input-size", "128x192", "--frames", "3", "--warmup", "1", "--baseline-frames", "2",
@@ -75,7 +75,8 @@ def test_generated_scenes_show_the_people_asked_for():
 
 
 def test_generated_scenes_come_from_the_demo_world_where_it_is_installed():
-    world = pytest.importorskip("pose_stream.train.synthetic", reason="the synthetic world (demo) is not merged yet")
+    from pose_stream.synthetic import scenes as world
+
     scenes = make_scenes(2, (320, 256), COCO, count=2, seed=0, demo_world=True)
     expected = [s for s in (world.synthetic_image(0, i, world.SceneConfig(sizes=((320, 256),), max_people=2))
                             for i in range(24)) if len(s.people) == 2][:2]

@@ -51,7 +51,7 @@ def test_demo_source_runs_the_demo_model_at_its_training_size(monkeypatch, extra
     from pose_stream.cli import run
     from pose_stream.cli.main import build_parser
     from pose_stream.models.config import get_config
-    from pose_stream.train import demo
+    from pose_stream.models import demo
 
     monkeypatch.setattr(demo, "DEMO_INPUT_SIZE", 320)
     assert get_config(demo.DEMO_MODEL_NAME).input_size != 320

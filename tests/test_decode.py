@@ -9,8 +9,8 @@ from pose_stream.engine.base import Backend, BackendInfo
 from pose_stream.errors import PoseStreamError
 from pose_stream.estimator import PoseEstimator
 from pose_stream.joints import COCO, CROWDPOSE, JointSet
-from pose_stream.kernels import synthetic
-from pose_stream.preprocessing import make_transform
+from pose_stream.synthetic import outputs as synthetic
+from pose_stream.decoding.preprocess import make_transform
 
 NOISE = 0.01
 
@@ -132,8 +132,8 @@ def test_crowdpose_joint_set():
 @pytest.mark.parametrize("count, hidden", [(7, 0.2), (2, 0.05)])  # many and few joints for refine to find
 def test_decode_equals_the_reference_pipeline(count, hidden):
     # Numba aggregation + Numba grouping against the two NumPy references (aggregation and grouping).
-    from pose_stream.kernels import group_ref
-    from pose_stream.kernels.aggregate_ref import ScaleOutputs, aggregate_reference
+    from pose_stream.decoding import group_ref
+    from pose_stream.decoding.aggregate_ref import ScaleOutputs, aggregate_reference
 
     rng = np.random.default_rng(12)
     size = (320, 240)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pose_stream.train.animation import demo_frames
+from pose_stream.synthetic.animation import demo_frames
 from pose_stream.train.batches import normalise_bgr
-from pose_stream.train.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME, demo_model_info, demo_model_path, load_demo_model
+from pose_stream.models.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME, demo_model_info, demo_model_path, load_demo_model
 
 
 def test_demo_model_files_describe_each_other():

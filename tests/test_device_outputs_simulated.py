@@ -17,7 +17,7 @@ import fake_gpu
 from emulated_cuda import EmulatedDriver
 from pose_stream.engine.profiles import ShapeProfile
 from pose_stream.errors import PoseStreamError
-from pose_stream.kernels.grouping_types import GroupingParams
+from pose_stream.decoding.grouping_types import GroupingParams
 
 # Low thresholds: the random network's people are weak, and the comparison needs some.
 PARAMS = GroupingParams(detection_threshold=0.0, tag_threshold=50.0)
@@ -27,7 +27,7 @@ PARAMS = GroupingParams(detection_threshold=0.0, tag_threshold=50.0)
 def gpu(monkeypatch):
     """Fake tensorrt + pycuda, and aggregate_cuda's pycuda driver replaced by the emulated kernels reading the
     fake device memory (one address space, as on a real GPU)."""
-    from pose_stream.kernels import aggregate_cuda
+    from pose_stream.decoding import aggregate_cuda
 
     trt, cuda, state = fake_gpu.install(monkeypatch)
 
@@ -166,7 +166,7 @@ def test_the_pipeline_aggregates_device_outputs_in_the_inference_thread(gpu, tin
 
 
 def test_without_a_kernel_compiler_it_falls_back_to_host_copies(gpu, tiny_onnx, tmp_path, rng, monkeypatch, caplog):
-    from pose_stream.kernels import aggregate_cuda
+    from pose_stream.decoding import aggregate_cuda
 
     _, _, state = gpu
 

@@ -155,7 +155,7 @@ def make_figure_set(tmp_path, rng: np.random.Generator, num_images: int = 3):
     """Images with one or two known people, registered with the oracle network (see oracle_backend)."""
     import oracle_backend
 
-    from pose_stream.kernels.synthetic import random_people
+    from pose_stream.synthetic.outputs import random_people
 
     image_dir = tmp_path / "figures"
     image_dir.mkdir()
@@ -279,8 +279,9 @@ def test_eval_command_errors_are_one_line(tmp_path, rng, monkeypatch, capsys, ti
 
 def test_eval_with_the_demo_model_on_a_synthetic_set(tmp_path, capsys):
     """The real chain: PoseEstimator + the shipped demo model on a held-out set of the synthetic world."""
-    synthetic = pytest.importorskip("pose_stream.train.synthetic", reason="the synthetic world (demo) is not merged yet")
-    demo = pytest.importorskip("pose_stream.train.demo", reason="the demo model (demo) is not merged yet")
+    from pose_stream.models import demo
+    from pose_stream.train import synthetic
+
     try:
         weights = demo.demo_model_path()
     except PoseStreamError as exc:

@@ -6,11 +6,12 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from pose_stream.joints import COCO, CROWDPOSE
-from pose_stream.kernels import group_numba, group_ref, synthetic
-from pose_stream.kernels.aggregate_ref import refine_peaks
-from pose_stream.kernels.grouping_types import GroupingParams
-from pose_stream.kernels.hungarian import munkres
-from pose_stream.kernels.types import AggregatedMaps, Candidates
+from pose_stream.decoding import group_numba, group_ref
+from pose_stream.synthetic import outputs as synthetic
+from pose_stream.decoding.aggregate_ref import refine_peaks
+from pose_stream.decoding.grouping_types import GroupingParams
+from pose_stream.decoding.hungarian import munkres
+from pose_stream.decoding.types import AggregatedMaps, Candidates
 
 
 # ---------------------------------------------------------------------------------------------- Hungarian

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pose_stream.errors import PoseStreamError
-from pose_stream.preprocessing import (
+from pose_stream.decoding.preprocess import (
     IMAGENET_MEAN, IMAGENET_STD, Preprocessor, Transform, make_transform, preprocess, warp_image,
 )
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from pose_stream.joints import COCO, CROWDPOSE
-from pose_stream.kernels.aggregate_numba import aggregate_numba
-from pose_stream.kernels.aggregate_ref import ScaleOutputs, aggregate_reference, refine_peaks
-from pose_stream.kernels.refine_numba import TILE, refine_maps_from_full, refine_search
-from pose_stream.kernels.tag_source import TagSource, fill_tile, full_maps, tile_tag_ranges
-from pose_stream.kernels.types import AggregatedMaps
+from pose_stream.decoding.aggregate_numba import aggregate_numba
+from pose_stream.decoding.aggregate_ref import ScaleOutputs, aggregate_reference, refine_peaks
+from pose_stream.decoding.refine_numba import TILE, refine_maps_from_full, refine_search
+from pose_stream.decoding.tag_source import TagSource, fill_tile, full_maps, tile_tag_ranges
+from pose_stream.decoding.types import AggregatedMaps
 
 FIELDS = ("x", "y", "value", "neighbours")
 

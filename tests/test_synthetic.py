@@ -8,11 +8,12 @@ import pytest
 
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import COCO
-from pose_stream.train.animation import demo_frames
-from pose_stream.train.coco_format import decode_rle, encode_rle
-from pose_stream.train.figure import LimbAngles, Placement, PoseAngles, Proportions
-from pose_stream.train.render import Appearance, Person, draw_people, visibility
-from pose_stream.train.synthetic import SceneConfig, synthetic_image, write_coco_dataset
+from pose_stream.synthetic.animation import demo_frames
+from pose_stream.coco_format import decode_rle, encode_rle
+from pose_stream.synthetic.figure import LimbAngles, Placement, PoseAngles, Proportions
+from pose_stream.synthetic.render import Appearance, Person, draw_people, visibility
+from pose_stream.synthetic.scenes import SceneConfig, synthetic_image
+from pose_stream.train.synthetic import write_coco_dataset
 
 NAME = {n: i for i, n in enumerate(COCO.names)}
 

@@ -132,7 +132,8 @@ def test_warp_moves_keypoints_with_the_image(seed):
 
 
 def _tiny_dataset(tmp_path, images=8):
-    from pose_stream.train.synthetic import SceneConfig, write_coco_dataset
+    from pose_stream.synthetic.scenes import SceneConfig
+    from pose_stream.train.synthetic import write_coco_dataset
 
     config = SceneConfig(sizes=((128, 128),), max_people=2, min_height=40, small_fraction=0.0)
     write_coco_dataset(tmp_path / "data", images, seed=3, config=config, progress=False)

@@ -81,7 +81,8 @@ def test_widening_refuses_configs_that_differ_otherwise(narrow, wide, message):
 def test_train_grows_init_weights_with_widen_from(tmp_path):
     from pose_stream.models import load_checkpoint
     from pose_stream.train.augment import NO_AUGMENTATION
-    from pose_stream.train.synthetic import SceneConfig, write_coco_dataset
+    from pose_stream.synthetic.scenes import SceneConfig
+    from pose_stream.train.synthetic import write_coco_dataset
     from pose_stream.train.trainer import TrainConfig, train
 
     data = tmp_path / "data"

@@ -1,5 +1,6 @@
-"""Speed measurements: `pose-stream bench` (engine-only, end-to-end, threaded pipeline, and a reference-style
-baseline)."""
+"""Speed measurements: `pose-stream bench` (engine-only, end-to-end, threaded pipeline, reference-style baseline).
+May import: everything below the CLI (estimator, engine, decoding, pipeline, synthetic, models); not cli/ or train/.
+"""
 from __future__ import annotations
 
 from pose_stream.benchmarking.backends import BACKEND_SPECS, BackendSpec, parse_backends

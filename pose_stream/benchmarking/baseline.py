@@ -23,7 +23,7 @@ from torch import nn
 from pose_stream.benchmarking.hungarian import munkres_assignment
 from pose_stream.joints import COCO, JointSet
 from pose_stream.poses import Poses
-from pose_stream.preprocessing import Transform, make_transform, preprocess
+from pose_stream.decoding.preprocess import Transform, make_transform, preprocess
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from pose_stream.benchmarking.synthetic import make_scenes
 from pose_stream.decoding import ScaleResult
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import JointSet
-from pose_stream.kernels.synthetic import render_flipped_outputs, render_outputs
-from pose_stream.preprocessing import preprocess
+from pose_stream.synthetic.outputs import render_flipped_outputs, render_outputs
+from pose_stream.decoding.preprocess import preprocess
 
 log = logging.getLogger(__name__)
 

@@ -1,15 +1,13 @@
 """Generated clips for benchmarks: frames showing a known number of people, and those people's joints.
 
-The frames give the engine real images to chew on; the known joints let `kernels.synthetic` render the
+The frames give the engine real images to chew on; the known joints let `synthetic.outputs` render the
 network outputs such people would produce, a decoding load that follows the number of people even when the
 network has random weights (whose heatmaps find nobody). Frames are stick figures drawn at people from
-`kernels.synthetic.random_people`, or, where the network's own outputs are decoded (so what it sees matters),
-scenes of the demo's synthetic world (`pose_stream.train.synthetic`) when it is installed and can place that
-many people. A frame is exactly network-input sized, so image pixels are network-input pixels.
+`synthetic.outputs.random_people`, or, where the network's own outputs are decoded (so what it sees matters),
+scenes of the demo's synthetic world (`pose_stream.synthetic.scenes`) when it can place that many people. A frame is exactly network-input sized, so image pixels are network-input pixels.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
 
@@ -17,7 +15,7 @@ import cv2
 import numpy as np
 
 from pose_stream.joints import COCO, JointSet
-from pose_stream.kernels.synthetic import SyntheticPeople, random_people
+from pose_stream.synthetic.outputs import SyntheticPeople, random_people
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +74,14 @@ def _pixel(xy: np.ndarray) -> tuple[int, int]:
 
 def demo_world_scenes(people: int, size: tuple[int, int], joint_set: JointSet, count: int,
                       seed: int) -> list[Scene] | None:
-    """Scenes of the demo's synthetic world with exactly `people` labelled people, or None where that world
-    is not installed, the joint set is not COCO (the world draws COCO figures), or it does not make scenes of
-    that count often enough (see DEMO_TRIES_PER_FRAME)."""
+    """Scenes of the demo's synthetic world with exactly `people` labelled people, or None where the joint set
+    is not COCO (the world draws COCO figures), or the world does not make scenes of that count often enough
+    (see DEMO_TRIES_PER_FRAME)."""
+    from pose_stream.synthetic.scenes import SceneConfig, synthetic_image as make_image
+
     if joint_set.name != COCO.name or people < 1:
         return None
-    try:
-        world = importlib.import_module("pose_stream.train.synthetic")
-    except ImportError:
-        return None
-    make_image, scene_config = getattr(world, "synthetic_image", None), getattr(world, "SceneConfig", None)
-    if make_image is None or scene_config is None:
-        log.warning("pose_stream.train.synthetic has no synthetic_image/SceneConfig; drawing stick figures")
-        return None
-    config = scene_config(sizes=(tuple(size),), max_people=people)
+    config = SceneConfig(sizes=(tuple(size),), max_people=people)
     scenes: list[Scene] = []
     for index in range(count * DEMO_TRIES_PER_FRAME):
         if index == DEMO_TRIES_PER_FRAME and not scenes:

@@ -111,7 +111,7 @@ DEMO_VIDEO = "pose-stream-demo.mp4"
 def demo_model() -> tuple[str, str, int]:
     """(model config, weights, input size) of the bundled demo model, used for `--source demo` when no model is
     given; the input size is the one it was trained at, which need not be its config's default."""
-    from pose_stream.train.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME, DEMO_NOTICE, demo_model_path
+    from pose_stream.models.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME, DEMO_NOTICE, demo_model_path
 
     print(f"pose-stream: note: {DEMO_NOTICE}", file=sys.stderr)
     return DEMO_MODEL_NAME, str(demo_model_path()), DEMO_INPUT_SIZE

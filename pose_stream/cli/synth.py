@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
         raise PoseStreamError("--images must be at least 1")
     if args.workers < 1:
         raise PoseStreamError("--workers must be at least 1")
-    from pose_stream.train.synthetic import SceneConfig, write_coco_dataset
+    from pose_stream.synthetic.scenes import SceneConfig
+    from pose_stream.train.synthetic import write_coco_dataset
 
     try:
         config = SceneConfig(max_people=args.max_people)

@@ -1,4 +1,7 @@
-"""Inference backends behind one interface (`Backend`): PyTorch, ONNX Runtime, and TensorRT."""
+"""Inference backends behind one interface (`Backend`): PyTorch, ONNX Runtime, and TensorRT (builder, engine cache).
+May import: torch, onnxruntime, tensorrt, pycuda and pose_stream.{models, export, devices, atomic, errors}; not
+decoding/, pipeline/ or train/.
+"""
 from __future__ import annotations
 
 from pose_stream.engine.base import Backend, BackendInfo

@@ -1,4 +1,6 @@
-"""Accuracy: COCO keypoint evaluation (AP/AR with pycocotools) and the COCO results format."""
+"""Accuracy: COCO keypoint evaluation (AP/AR with pycocotools), the COCO results format, and where the AP goes.
+May import: pycocotools and pose_stream.{joints, poses, errors}; estimators are passed in, not built here.
+"""
 from __future__ import annotations
 
 from pose_stream.evaluation.annotations import KeypointAnnotations, load_keypoint_annotations

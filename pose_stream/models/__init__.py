@@ -1,4 +1,6 @@
-"""HigherHRNet models: configurations, the network, checkpoint loading."""
+"""HigherHRNet models: configurations, the network, checkpoints (reading safely, writing atomically), the demo model.
+May import: torch and pose_stream.{joints, atomic, errors}; not engine/, decoding/, pipeline/ or train/.
+"""
 from __future__ import annotations
 
 from pose_stream.models.checkpoint import CheckpointError, load_checkpoint, read_state_dict

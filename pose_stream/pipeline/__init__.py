@@ -1,4 +1,7 @@
-"""The streaming pipeline: sources -> prepare + infer -> aggregate -> group -> sinks, one thread per stage."""
+"""The streaming pipeline: sources -> prepare + infer -> aggregate -> group -> sinks, one thread per stage.
+May import: OpenCV and pose_stream.{poses, joints, synthetic, redact, atomic, errors}; estimators come in through
+the StageEstimator protocol, so not engine/, models/ or train/.
+"""
 from __future__ import annotations
 
 from pose_stream.pipeline.frames import Frame, FrameResult

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from pose_stream.joints import JointSet
-from pose_stream.preprocessing import normalise_into
+from pose_stream.decoding.preprocess import normalise_into
 from pose_stream.train.augment import AugmentConfig, random_warp, warp_image, warp_keypoints, warp_mask
 from pose_stream.train.coco_dataset import CocoKeypoints
 from pose_stream.train.targets import gaussian_heatmaps, joint_indices, loss_mask

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from pose_stream.errors import PoseStreamError
-from pose_stream.train.coco_format import decode_rle
+from pose_stream.coco_format import decode_rle
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import pytest
 from pipeline_fakes import decode_all, write_video
 from pose_stream.atomic import partial_path
 from pipeline_rtsp import free_port
-from pose_stream.train.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME
+from pose_stream.models.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_CLI = Path(__file__).resolve().parent / "fake_cli.py"

@@ -5,7 +5,6 @@ import logging
 import random
 import threading
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -16,7 +16,7 @@ DEMO_SIZE = (640, 360)
 def demo_frames(num_frames: int = DEMO_FRAMES, size: tuple[int, int] = DEMO_SIZE) -> Iterator[np.ndarray]:
     """The frames of the demo: uint8 BGR (H, W, 3) images of the animated synthetic scene (people walking,
     turning, entering and leaving), `num_frames` of them."""
-    from pose_stream.train.animation import demo_frames as animated
+    from pose_stream.synthetic.animation import demo_frames as animated
 
     width, height = size
     for frame in animated(width=width, height=height, fps=DEMO_FPS, num_frames=num_frames):

@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from pose_stream._optional import require
-from pose_stream.decoding import NMS_KERNEL, Aggregated, ScaleResult, refine_search_from
+from pose_stream.decoding.decoder import NMS_KERNEL, Aggregated, ScaleResult, refine_search_from
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import JointSet
-from pose_stream.kernels.group_numba import NumbaGrouper
-from pose_stream.kernels.grouping_types import GroupingParams
-from pose_stream.preprocessing import Transform
+from pose_stream.decoding.group_numba import NumbaGrouper
+from pose_stream.decoding.grouping_types import GroupingParams
+from pose_stream.decoding.preprocess import Transform
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class GpuAggregation:
     """
 
     def __init__(self, joint_set: JointSet, params: GroupingParams, context: Any = None, device: int = 0) -> None:
-        from pose_stream.kernels.aggregate_cuda import compile_kernels
+        from pose_stream.decoding.aggregate_cuda import compile_kernels
 
         self._cuda = require("pycuda.driver", "the CUDA aggregation")
         self._shared = context
@@ -95,7 +95,7 @@ class GpuAggregation:
         """Candidates and people of one frame. Entries of `scales` are host arrays or DeviceTensors of batch 1;
         device work is queued on `stream` (the backend's, for device tensors). Groups at once: the GPU refine
         reads this frame's maps, which the next frame overwrites."""
-        from pose_stream.kernels.aggregate_cuda import DeviceOutputs as ScalePointers
+        from pose_stream.decoding.aggregate_cuda import DeviceOutputs as ScalePointers
 
         self._check_open()
         with self._active():
@@ -155,7 +155,7 @@ class GpuAggregation:
         return int(entry.pointer)
 
     def _aggregator(self, scales: Sequence[ScaleResult], transform: Transform) -> Any:
-        from pose_stream.kernels.aggregate_cuda import CudaAggregator, ScaleShape
+        from pose_stream.decoding.aggregate_cuda import CudaAggregator, ScaleShape
 
         flip = scales[0].flipped is not None
         k = self._joint_set.num_joints

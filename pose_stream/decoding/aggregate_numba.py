@@ -25,14 +25,14 @@ from numba import njit, prange
 from numba import uint64 as _u
 
 from pose_stream.errors import PoseStreamError
-from pose_stream.kernels.aggregate_ref import (
+from pose_stream.decoding.aggregate_ref import (
     ScaleOutputs,
     adjust_neighbours,
     check_nms,
     validate_scales,
 )
-from pose_stream.kernels.bilinear_numba import blend, column_plan, fma, resize_row, row_tables
-from pose_stream.kernels.refine_numba import (
+from pose_stream.decoding.bilinear_numba import blend, column_plan, fma, resize_row, row_tables
+from pose_stream.decoding.refine_numba import (
     TILE,
     RefineMaps,
     band_max,
@@ -41,8 +41,8 @@ from pose_stream.kernels.refine_numba import (
     tile_heat_max,
     tile_shape,
 )
-from pose_stream.kernels.tag_source import TagSource, block_range, full_maps, sample_tags
-from pose_stream.kernels.types import AggregatedMaps, Candidates, RefinePeaks
+from pose_stream.decoding.tag_source import TagSource, block_range, full_maps, sample_tags
+from pose_stream.decoding.types import AggregatedMaps, Candidates, RefinePeaks
 
 _F32 = np.float32
 _HALF = np.float32(0.5)

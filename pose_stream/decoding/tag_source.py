@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange
 from numba import uint64 as _u
 
-from pose_stream.kernels.bilinear_numba import fma, identity_tables
+from pose_stream.decoding.bilinear_numba import fma, identity_tables
 
 _F32 = np.float32
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pose_stream.train.figure import LimbAngles, PoseAngles
+from pose_stream.synthetic.figure import LimbAngles, PoseAngles
 
 _DEG = np.pi / 180
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from pose_stream._optional import require
 from pose_stream.errors import PoseStreamError
-from pose_stream.kernels.aggregate_ref import (
+from pose_stream.decoding.aggregate_ref import (
     axis_weights,
     check_base_hw,
     check_flip_index,
@@ -35,7 +35,7 @@ from pose_stream.kernels.aggregate_ref import (
     check_nms,
     scale_order,
 )
-from pose_stream.kernels.types import Candidates, RefinePeaks
+from pose_stream.decoding.types import Candidates, RefinePeaks
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ _REFINE_THREADS, _REFINE_PIXELS, _REFINE_PERSONS = 256, 8, 32
 
 def kernel_source() -> str:
     """The CUDA C source of the aggregation kernels."""
-    return importlib.resources.files("pose_stream.kernels").joinpath(SOURCE_NAME).read_text(encoding="utf-8")
+    return importlib.resources.files("pose_stream.decoding").joinpath(SOURCE_NAME).read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------------------------- inputs

@@ -12,7 +12,7 @@ from functools import cached_property
 import cv2
 import numpy as np
 
-from pose_stream.train.figure import (
+from pose_stream.synthetic.figure import (
     L_ANKLE, L_EAR, L_ELBOW, L_EYE, L_HIP, L_KNEE, L_SHOULDER, L_WRIST, NOSE, R_ANKLE, R_EAR, R_ELBOW, R_EYE,
     R_HIP, R_KNEE, R_SHOULDER, R_WRIST, Placement, PoseAngles, Proportions, Skeleton3D, project, skeleton_3d,
 )

@@ -20,10 +20,10 @@ from typing import Callable, Sequence
 import numba
 import numpy as np
 
-from pose_stream.kernels.grouping_types import Grouped, GroupingParams, Matching, RefineRequest
-from pose_stream.kernels.hungarian import MunkresWorkspace, munkres_into
-from pose_stream.kernels.refine_numba import refine_maps_from_full, refine_search
-from pose_stream.kernels.types import AggregatedMaps, Candidates, RefinePeaks
+from pose_stream.decoding.grouping_types import Grouped, GroupingParams, Matching, RefineRequest
+from pose_stream.decoding.hungarian import MunkresWorkspace, munkres_into
+from pose_stream.decoding.refine_numba import refine_maps_from_full, refine_search
+from pose_stream.decoding.types import AggregatedMaps, Candidates, RefinePeaks
 
 RefineSearch = Callable[[RefineRequest], RefinePeaks]
 

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from pose_stream.errors import PoseStreamError
-from pose_stream.kernels.types import AggregatedMaps, Candidates, RefinePeaks
+from pose_stream.decoding.types import AggregatedMaps, Candidates, RefinePeaks
 
 _F32 = np.float32
 

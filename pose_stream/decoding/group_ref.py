@@ -12,10 +12,10 @@ from typing import Sequence
 
 import numpy as np
 
-from pose_stream.kernels.aggregate_ref import refine_peaks
-from pose_stream.kernels.grouping_types import Grouped, GroupingParams, Matching, RefineRequest
-from pose_stream.kernels.hungarian import munkres
-from pose_stream.kernels.types import AggregatedMaps, Candidates, RefinePeaks
+from pose_stream.decoding.aggregate_ref import refine_peaks
+from pose_stream.decoding.grouping_types import Grouped, GroupingParams, Matching, RefineRequest
+from pose_stream.decoding.hungarian import munkres
+from pose_stream.decoding.types import AggregatedMaps, Candidates, RefinePeaks
 
 PADDING_COST = 1e10
 

@@ -10,10 +10,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pose_stream.train.background import add_sensor_noise, random_background
-from pose_stream.train.figure import LimbAngles, Placement, Proportions, skeleton_3d
-from pose_stream.train.poses import walking_pose
-from pose_stream.train.render import Appearance, Person, draw_people, visibility
+from pose_stream.synthetic.background import add_sensor_noise, random_background
+from pose_stream.synthetic.figure import LimbAngles, Placement, Proportions, skeleton_3d
+from pose_stream.synthetic.poses import walking_pose
+from pose_stream.synthetic.render import Appearance, Person, draw_people, visibility
 
 _DEG = np.pi / 180
 

@@ -16,11 +16,11 @@ import numpy as np
 
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import JointSet, get_joint_set
-from pose_stream.kernels.group_numba import NumbaGrouper, candidate_neighbours
-from pose_stream.kernels.grouping_types import Grouped, GroupingParams, RefineRequest
-from pose_stream.kernels.types import Candidates, RefinePeaks
+from pose_stream.decoding.group_numba import NumbaGrouper, candidate_neighbours
+from pose_stream.decoding.grouping_types import Grouped, GroupingParams, RefineRequest
+from pose_stream.decoding.types import Candidates, RefinePeaks
 from pose_stream.poses import Poses
-from pose_stream.preprocessing import Transform, make_transform
+from pose_stream.decoding.preprocess import Transform, make_transform
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,8 @@ class Decoder:
 
     def aggregate(self, scales: Sequence[ScaleResult], transform: Transform) -> Aggregated:
         """Network outputs of all scales -> candidates (the Numba aggregation, on the host)."""
-        from pose_stream.kernels.aggregate_numba import aggregate_numba
-        from pose_stream.kernels.aggregate_ref import ScaleOutputs
+        from pose_stream.decoding.aggregate_numba import aggregate_numba
+        from pose_stream.decoding.aggregate_ref import ScaleOutputs
 
         flip = self.check(scales, transform)
         w, h = transform.network_size

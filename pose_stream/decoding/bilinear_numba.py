@@ -18,7 +18,7 @@ from numba import uint64 as _u
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from pose_stream.kernels.aggregate_ref import axis_weights
+from pose_stream.decoding.aggregate_ref import axis_weights
 
 _F32 = np.float32
 

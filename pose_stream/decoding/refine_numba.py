@@ -25,9 +25,9 @@ import numpy as np
 from numba import njit, prange
 from numba import uint64 as _u
 
-from pose_stream.kernels.aggregate_ref import check_mean_tags, refine_result
-from pose_stream.kernels.tag_source import TagSource, fill_tile, tile_tag_ranges
-from pose_stream.kernels.types import AggregatedMaps, RefinePeaks
+from pose_stream.decoding.aggregate_ref import check_mean_tags, refine_result
+from pose_stream.decoding.tag_source import TagSource, fill_tile, tile_tag_ranges
+from pose_stream.decoding.types import AggregatedMaps, RefinePeaks
 
 _F32 = np.float32
 TILE = 16  # pixels per tile side (a speed setting: results do not depend on it)

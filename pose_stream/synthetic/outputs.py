@@ -16,8 +16,8 @@ from typing import Sequence
 import numpy as np
 
 from pose_stream.joints import JointSet, get_joint_set
-from pose_stream.kernels.types import AggregatedMaps, Candidates
-from pose_stream.preprocessing import make_transform
+from pose_stream.decoding.types import AggregatedMaps, Candidates
+from pose_stream.decoding.preprocess import make_transform
 
 # A person facing the camera, height 1 (feet at y = 1); the person's left is on the image's right.
 _TEMPLATE = {
