@@ -1,11 +1,23 @@
-"""Fixtures shared by test modules. Keep them generic; add yours below."""
+"""Fixtures shared by test modules. Keep them generic; add yours below.
+
+The folders of tests/ mirror pose_stream/ (decoding/, engine/, models/, pipeline/, ...); tests of top-level
+modules sit in tests/ itself. There is no __init__.py: pytest ("prepend" import mode) puts each test file's own
+folder on sys.path, so a helper module beside its tests imports by its bare name. Helpers used by tests in
+several folders live in tests/support/, put on sys.path here. Module names are global: keep the basenames of
+test files and helpers unique across all folders.
+"""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
+
+SUPPORT = Path(__file__).resolve().parent / "support"
+if str(SUPPORT) not in sys.path:
+    sys.path.insert(0, str(SUPPORT))
 
 
 def reinitialise_weights(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -1,4 +1,4 @@
-"""Start, kill, freeze and thaw the RTSP test server (tests/rtsp_server.py under Debian's python3)."""
+"""Start, kill, freeze and thaw the RTSP test server (tests/pipeline/rtsp_server.py under Debian's python3)."""
 from __future__ import annotations
 
 import select
@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 SYSTEM_PYTHON = "/usr/bin/python3"
-SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "rtsp_server.py"
+SERVER_SCRIPT = Path(__file__).resolve().parent / "rtsp_server.py"
 
 
 def _rtsp_missing() -> str | None:

@@ -17,7 +17,7 @@ import types
 import numpy as np
 
 PLAN_MAGIC = "FAKE-TENSORRT-PLAN"
-# Fake device addresses: allocation n starts at BASE + n * STRIDE (tests/emulated_cuda.py uses the same map).
+# Fake device addresses: allocation n starts at BASE + n * STRIDE (tests/support/emulated_cuda.py uses the same map).
 BASE, STRIDE = 1 << 40, 1 << 32
 TIMING_MAGIC = b"FAKE-TIMING-CACHE:"
 

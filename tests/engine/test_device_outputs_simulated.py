@@ -1,10 +1,10 @@
-"""TensorRT device outputs feeding the CUDA aggregation, through stand-ins (tests/fake_gpu.py, emulated_cuda.py).
+"""TensorRT device outputs feeding the CUDA aggregation, through stand-ins (fake_gpu.py, support/emulated_cuda.py).
 
 The fake TensorRT runs the ONNX model with ONNX Runtime into fake device memory; the CUDA aggregator's kernels
 are emulated with the reference's arithmetic, reading that same memory by address. What this proves is
 PoseEstimator's device path: pointers and row offsets, the device-to-device copies that keep a frame's
 earlier passes, stream and context use, the thread rule, the fallback and cleanup. The real kernels and
-TensorRT run in tests/test_tensorrt_backend.py and the gpu tests where they exist.
+TensorRT run in tests/engine/test_tensorrt_backend.py and the gpu tests where they exist.
 """
 from __future__ import annotations
 

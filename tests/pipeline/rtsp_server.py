@@ -3,7 +3,7 @@
 Run with Debian's /usr/bin/python3 (the GStreamer Python bindings live there, not in the project's
 Python). Prints `READY <url>` once it listens, serves until SIGINT/SIGTERM.
 
-    /usr/bin/python3 tests/rtsp_server.py --port 8554 [--fps 25] [--size 320x240]
+    /usr/bin/python3 tests/pipeline/rtsp_server.py --port 8554 [--fps 25] [--size 320x240]
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""The TensorRT builder and backend driven through stand-ins for tensorrt and pycuda (tests/fake_gpu.py).
+"""The TensorRT builder and backend driven through stand-ins for tensorrt and pycuda (fake_gpu.py here).
 
 TensorRT cannot be installed on this project's machines; these tests run pose-stream's own control
 flow (cache decisions, profiles, buffer sizing, host/device copies, context handling, cleanup,
-error messages) against fakes of the documented API. tests/test_tensorrt_backend.py runs the same
+error messages) against fakes of the documented API. tests/engine/test_tensorrt_backend.py runs the same
 ideas against the real thing where it exists.
 """
 from __future__ import annotations
