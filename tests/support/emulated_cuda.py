@@ -13,7 +13,7 @@ class EmulatedDriver:
     from aggregate.cu and type-checked, so the host side's argument lists, pointer offsets, table packing and
     launch grids are checked against the kernel signatures. (The kernels' own code runs in the gpu tests.)"""
 
-    BASE = 1 << 40  # allocation n at BASE + n << 32, as in tests/engine/fake_gpu.py
+    BASE = 1 << 40  # allocation n at BASE + n << 32, as in tests/engine/fake_pycuda.py
 
     def __init__(self, source: str) -> None:
         import re
