@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pose_stream._optional import available
-from pose_stream.decoding import Aggregated, Decoder, ScaleResult
+from pose_stream.decoding import Aggregated, Decoder, ScaleOutputs
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import JointSet
 from pose_stream.decoding.grouping_types import GroupingParams
@@ -57,7 +57,7 @@ class RawOutputs:
         generation: device outputs: the backend call they came from; a later `infer` overwrites them.
     """
 
-    scales: tuple[ScaleResult, ...]
+    scales: tuple[ScaleOutputs, ...]
     transform: Transform
     stream: Any = None
     generation: int | None = None
@@ -273,7 +273,7 @@ class PoseEstimator:
             if n < len(calls) - 1:
                 tensors = self._aggregation.keep(tensors, n, stream)
             rows[s].extend(tuple(t.row(r) for t in tensors) for r in range(batch.shape[0]))
-        scales = tuple(ScaleResult(factor, list(r[0]), list(r[1]) if self.flip else None)
+        scales = tuple(ScaleOutputs(tuple(r[0]), tuple(r[1]) if self.flip else None, factor)
                        for factor, r in zip(prepared.factors, rows))
         return RawOutputs(scales, prepared.transform, stream=stream, generation=self._generation)
 
@@ -297,7 +297,7 @@ class PoseEstimator:
             results = []
             for factor, (out0, out1) in zip(p.factors, per_scale):
                 flipped = [out0[1:2], out1[1:2]] if self.flip else None
-                results.append(ScaleResult(factor, [out0[0:1], out1[0:1]], flipped))
+                results.append(ScaleOutputs((out0[0:1], out1[0:1]), flipped, factor))
             raws.append(RawOutputs(tuple(results), p.transform))
         return raws
 

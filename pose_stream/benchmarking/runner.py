@@ -27,7 +27,7 @@ from pose_stream.benchmarking.pipelined import RenderedOutputsEstimator, latency
 from pose_stream.benchmarking.report import BASELINE, END_TO_END, ENGINE_ONLY, PIPELINE, BenchReport, BenchRow
 from pose_stream.benchmarking.stats import StageStats
 from pose_stream.benchmarking.synthetic import make_scenes
-from pose_stream.decoding import ScaleResult
+from pose_stream.decoding import ScaleOutputs
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import JointSet
 from pose_stream.synthetic.outputs import render_flipped_outputs, render_outputs
@@ -63,7 +63,7 @@ class Clip:
 
     def with_rendered_outputs(self, raw, index: int):
         """The estimator's RawOutputs with frame `index`'s rendered outputs in place of the network's."""
-        return replace(raw, scales=(ScaleResult(1.0, *self.rendered(index)),), stream=None, generation=None)
+        return replace(raw, scales=(ScaleOutputs(*self.rendered(index)),), stream=None, generation=None)
 
 
 def run_benchmark(config: BenchConfig, command: str = "", progress: bool = True) -> BenchReport:
