@@ -74,19 +74,19 @@ def same_candidates(a, b) -> bool:
 
 def cuda_timer(driver: str, scale, flip_index, hw):
     """A function running the CUDA aggregation once (and its candidates), or None where it cannot run."""
-    from pose_stream.decoding.aggregate_cuda import CudaAggregator, DeviceOutputs, ScaleShape
+    from pose_stream.decoding.aggregate_cuda import CudaAggregator, ScalePointers, ScaleShape
 
     if driver == "cupy":
         import cupy
 
         arrays = [cupy.asarray(a) for a in (*scale.outputs, *scale.flipped)]
-        pointers = DeviceOutputs(*(a.data.ptr for a in arrays))
+        pointers = ScalePointers(*(a.data.ptr for a in arrays))
     else:
         import pycuda.autoinit  # noqa: F401  (a benchmark script may own the context)
         import pycuda.gpuarray as gpuarray
 
         arrays = [gpuarray.to_gpu(a) for a in (*scale.outputs, *scale.flipped)]
-        pointers = DeviceOutputs(*(int(a.gpudata) for a in arrays))
+        pointers = ScalePointers(*(int(a.gpudata) for a in arrays))
     aggregator = CudaAggregator(17, hw, [ScaleShape(scale.quarter_hw, scale.half_hw)], flip_index, driver=driver)
     return aggregator, (lambda: aggregator.aggregate([pointers])), arrays
 

@@ -41,12 +41,12 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pose_stream.benchmarking.baseline import BaselineConfig, match_by_tag  # noqa: E402
-from pose_stream.decoding import Decoder, ScaleResult  # noqa: E402
+from pose_stream.decoding import Decoder, ScaleOutputs  # noqa: E402
 from pose_stream.joints import COCO  # noqa: E402
 from pose_stream.decoding import group_ref  # noqa: E402
 from pose_stream.synthetic import outputs as synthetic  # noqa: E402
 from pose_stream.decoding.aggregate_numba import aggregate_numba  # noqa: E402
-from pose_stream.decoding.aggregate_ref import ScaleOutputs, refine_peaks  # noqa: E402
+from pose_stream.decoding.aggregate_ref import refine_peaks  # noqa: E402
 from pose_stream.decoding.group_numba import NumbaGrouper  # noqa: E402
 from pose_stream.decoding.grouping_types import GroupingParams  # noqa: E402
 from pose_stream.decoding.preprocess import Transform  # noqa: E402
@@ -132,7 +132,7 @@ def bench_config(people: int, hw: tuple[int, int], args) -> dict:
     rows["numba aggregation"] = timed(lambda p: aggregate(p[0], p[1], hw), prepared, few)
     decoder = Decoder(COCO, PARAMS, threads=numba.get_num_threads())
     transform = Transform((hw[1] // 2, hw[0] // 2), (hw[1] / 200, hw[0] / 200), (hw[1], hw[0]), (hw[1], hw[0]))
-    rows["decode"] = timed(lambda p: decoder.decode([ScaleResult(1.0, p[0], p[1])], transform), prepared, few)
+    rows["decode"] = timed(lambda p: decoder.decode([ScaleOutputs(p[0], p[1])], transform), prepared, few)
     return {
         "people": people, "input_hw": list(hw), "decoded_people": int(prepared[0][3].num_people),
         "pending_joints": int((prepared[0][3].joints < 0).sum()), "ms": rows,

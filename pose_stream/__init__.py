@@ -21,6 +21,7 @@ _LAZY = {
     "decode": "pose_stream.decoding",
     "Poses": "pose_stream.poses",
     "PoseEstimator": "pose_stream.estimator",
+    "EstimatorConfig": "pose_stream.estimator",
     "demo_model_path": "pose_stream.models.demo",
 }
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pose_stream.benchmarking.hungarian import munkres_assignment
+from pose_stream.input_size import MULTIPLE
 from pose_stream.joints import COCO, JointSet
 from pose_stream.poses import Poses
 from pose_stream.decoding.preprocess import Transform, make_transform, preprocess
@@ -39,8 +40,8 @@ class BaselineConfig:
     nms_kernel: int = 5
 
     def __post_init__(self) -> None:
-        if self.input_size <= 0 or self.input_size % 32:
-            raise ValueError(f"input_size must be a positive multiple of 32, got {self.input_size}")
+        if self.input_size <= 0 or self.input_size % MULTIPLE:
+            raise ValueError(f"input_size must be a positive multiple of {MULTIPLE}, got {self.input_size}")
         if self.nms_kernel % 2 == 0 or self.max_people <= 0:
             raise ValueError("nms_kernel must be odd and max_people positive")
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from pose_stream.benchmarking.backends import BackendSpec
 from pose_stream.errors import PoseStreamError
+from pose_stream.input_size import InputSize
 
 DECODE_INPUTS = ("auto", "network", "synthetic")
 
@@ -15,7 +16,8 @@ class BenchConfig:
 
     Attributes:
         backends: engines to time.
-        input_sizes: network input sizes (height, width), multiples of 64 (the reference rounds sizes to 64).
+        input_sizes: network input sizes (height, width), multiples of 32 (pose_stream.input_size); generated
+            frames are drawn at exactly that size, which the estimator runs as an exact HxW input.
             A generated clip is drawn at exactly that size; a video's frames are resized to it.
         batches: frames per engine call (engine-only and batched end-to-end).
         flips: flip test off/on.
@@ -63,8 +65,7 @@ class BenchConfig:
         if not self.batches or any(b < 1 for b in self.batches):
             raise PoseStreamError(f"batch sizes must be at least 1, got {list(self.batches)}")
         for h, w in self.input_sizes:
-            if h <= 0 or w <= 0 or h % 64 or w % 64:
-                raise PoseStreamError(f"bad input size {h}x{w}: height and width must be positive multiples of 64")
+            InputSize(exact=(h, w))  # raises PoseStreamError naming a bad side
         if self.video is None:
             if not self.people:
                 raise PoseStreamError("--people needs at least one count")

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from pose_stream.benchmarking.backends import BackendSpec, build_estimator, open_backend
+from pose_stream.benchmarking.backends import BackendSpec, build_estimator
+from pose_stream.engine.registry import open_backend
 from pose_stream.benchmarking.baseline import BaselineConfig, ReferenceStyleBaseline
 from pose_stream.benchmarking.config import BenchConfig
 from pose_stream.benchmarking.environment import collect_environment
@@ -27,11 +28,12 @@ from pose_stream.benchmarking.pipelined import RenderedOutputsEstimator, latency
 from pose_stream.benchmarking.report import BASELINE, END_TO_END, ENGINE_ONLY, PIPELINE, BenchReport, BenchRow
 from pose_stream.benchmarking.stats import StageStats
 from pose_stream.benchmarking.synthetic import make_scenes
-from pose_stream.decoding import ScaleResult
+from pose_stream.decoding import ScaleOutputs
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import JointSet
 from pose_stream.synthetic.outputs import render_flipped_outputs, render_outputs
-from pose_stream.decoding.preprocess import preprocess
+from pose_stream.decoding.preprocess import Preprocessor
+from pose_stream.input_size import InputSize
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ class Clip:
 
     def with_rendered_outputs(self, raw, index: int):
         """The estimator's RawOutputs with frame `index`'s rendered outputs in place of the network's."""
-        return replace(raw, scales=(ScaleResult(1.0, *self.rendered(index)),), stream=None, generation=None)
+        return replace(raw, scales=(ScaleOutputs(*self.rendered(index)),), stream=None, generation=None)
 
 
 def run_benchmark(config: BenchConfig, command: str = "", progress: bool = True) -> BenchReport:
@@ -225,13 +227,14 @@ def _cuda_sync(device: str) -> Callable[[], None] | None:
 def _engine_only(spec: BackendSpec, config: BenchConfig, model, onnx: str | None, size: tuple[int, int],
                  batch: int, flip: bool, clip: Clip, progress: bool) -> BenchRow:
     base = dict(kind=ENGINE_ONLY, backend=spec.name, input_hw=size, batch=batch, flip=flip, people=None)
-    images = np.concatenate([preprocess(clip.frame(i), min(size))[0] for i in range(batch)])
+    prepare = Preprocessor(min(size), exact=size)
+    images = np.concatenate([prepare(clip.frame(i))[0] for i in range(batch)])
     if flip:  # the plain and the flipped pass of every frame in one call
         images = np.concatenate([images, np.ascontiguousarray(images[..., ::-1])])
     calls = math.ceil(config.frames / batch)
     # A copy: the torch backend converts its model in place (device, FP16).
-    with open_backend(spec, model=copy.deepcopy(model), onnx=onnx, engine=config.engine,
-                      device=config.device) as backend:
+    model_file = {"torch": None, "onnxruntime": onnx, "tensorrt": config.engine}[spec.framework]
+    with open_backend(spec, model_file, model=copy.deepcopy(model), device=config.device) as backend:
         with _bar(calls * batch, f"engine-only {spec.name} {size[0]}x{size[1]} b{batch}", progress) as bar:
             seconds, total = _time_steps([("infer", lambda _, i: backend.infer(images))], calls, config.warmup, bar,
                                          frames_per_call=batch)
@@ -265,7 +268,7 @@ def _end_to_end(spec: BackendSpec, config: BenchConfig, weights: str, onnx: str 
 def _estimator(spec: BackendSpec, config: BenchConfig, weights: str, onnx: str | None, size: tuple[int, int],
                flip: bool):
     sources = {"torch": dict(weights=weights), "onnxruntime": dict(onnx=onnx), "tensorrt": dict(engine=config.engine)}
-    return build_estimator(spec, model=config.model, **sources[spec.framework], input_size=min(size),
+    return build_estimator(spec, model=config.model, **sources[spec.framework], input_size=InputSize(exact=size),
                            flip=flip, scales=(1.0,), device=config.device)
 
 

@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 
 from pose_stream.cli.arguments import device_name
+from pose_stream.cli.model_args import add_model_arguments
+from pose_stream.devices import DEVICE_CHOICES
+from pose_stream.engine.registry import BACKEND_NAMES
+from pose_stream.input_size import parse_input_sizes
 from pose_stream.errors import PoseStreamError
 from pose_stream.redact import mask_credentials
 
@@ -31,10 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Warm-up frames are excluded.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--backend", default="all", help="comma-separated: torch, torch-fp16, onnxruntime, tensorrt, or all "
+    p.add_argument("--backend", default="all", help=f"comma-separated: {', '.join(BACKEND_NAMES)}, or all "
                    "(every one present here; default)")
-    p.add_argument("--input-size", default="512x960", help="comma-separated network input sizes HEIGHTxWIDTH or S "
-                   "(multiples of 64), e.g. 512x960,512x512,640 (default: %(default)s)")
+    p.add_argument("--input-size", default="512x960", help="comma-separated network input sizes HxW, or S for S x S "
+                   "(multiples of 32), e.g. 512x960,512x512,640 (default: %(default)s)")
     p.add_argument("--batch", default="1", help="comma-separated batch sizes (default: %(default)s)")
     p.add_argument("--flip", choices=("on", "off", "both"), default="on", help="flip test (default: %(default)s)")
     p.add_argument("--people", default=None, help="comma-separated people per generated frame (default: 10)")
@@ -42,15 +46,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=5, help="untimed frames before each configuration (default: %(default)s)")
     p.add_argument("--baseline-frames", type=int, default=20, help="timed frames of the slow baseline (default: %(default)s)")
     p.add_argument("--no-baseline", action="store_true", help="skip the reference-style baseline")
-    p.add_argument("--model", default="w32_512", help="model config (default: %(default)s)")
-    p.add_argument("--weights", help="checkpoint (.pth); omitted: random weights, seeded")
-    p.add_argument("--onnx", help="ONNX model for the onnxruntime backend (default: exported from the model)")
-    p.add_argument("--engine", help="TensorRT engine for the tensorrt backend")
+    add_model_arguments(p, one_file=False, backend=None, device=False, file_help={
+        "weights": "checkpoint (.pth); omitted: random weights, seeded",
+        "onnx": "ONNX model for the onnxruntime backend (default: exported from the model)",
+        "engine": "TensorRT engine for the tensorrt backend"})
     p.add_argument("--video", help="a video file instead of a generated clip (frames resized to the input size)")
     p.add_argument("--decode-input", choices=("auto", "network", "synthetic"), default="auto",
                    help="decode the network's outputs, or outputs rendered from the generated people (a load that "
                    "follows --people even with random weights); auto: network with trained weights (default)")
-    p.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
+    p.add_argument("--device", type=device_name, default="auto", help=f"{DEVICE_CHOICES} (default: %(default)s)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (the torch backend and the baseline) "
                    "and the Numba decoding (0: their default); ONNX Runtime keeps its default, as in PoseEstimator")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated clip and random weights")
@@ -71,9 +75,8 @@ def parse_int_list(text: str, option: str) -> tuple[int, ...]:
 
 
 def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
-    from pose_stream.cli.export import parse_size
-
-    return tuple(parse_size(part.strip()) for part in text.split(",") if part.strip())
+    """The one input-size rule over a list: each HxW, or S for S x S (a generated clip has no aspect to follow)."""
+    return tuple(size.hw for size in parse_input_sizes(text))
 
 
 def build_config(args: argparse.Namespace):

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from pose_stream.cli.arguments import non_negative_int, positive_float
-from pose_stream.cli.export import parse_size
+from pose_stream.input_size import InputSize
 from pose_stream.errors import PoseStreamError
 
 EPILOG = """\
@@ -37,8 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     precision.add_argument("--fp16", dest="fp16", action="store_true", default=True,
                            help="allow FP16 kernels (default)")
     precision.add_argument("--fp32", dest="fp16", action="store_false", help="FP32 only")
-    p.add_argument("--input-size", action="append", metavar="HxW",
-                   help="network input HEIGHTxWIDTH, repeatable: one profile each (default: the model's fixed size)")
+    p.add_argument("--input-size", action="append", metavar="S|HxW",
+                   help="network input HxW (S: S x S), multiples of 32, repeatable: one profile each (default: the "
+                        "model's fixed size)")
     p.add_argument("--batch", metavar="MIN-MAX", help="batch range such as 1-8, or one batch size (default: 1)")
     p.add_argument("-o", "--output", help="where to write the plan (default: the engine cache, named by its key)")
     p.add_argument("--cache-dir", help="engine and timing cache directory (default: ~/.cache/pose-stream/engines)")
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     onnx_path = Path(args.onnx)
     if not onnx_path.is_file():
         raise PoseStreamError(f"ONNX model not found: {onnx_path}")
-    sizes = [parse_size(s) for s in args.input_size] if args.input_size else None
+    sizes = [InputSize.parse(s).hw for s in args.input_size] if args.input_size else None
     batch = parse_batch_range(args.batch) if args.batch else None
     _, dims = onnx_input_spec(onnx_path)
     shapes = profiles_for(dims, sizes, batch, source=onnx_path)

@@ -5,7 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from pose_stream.cli.arguments import device_name, positive_int
+from pose_stream.cli.arguments import positive_int
+from pose_stream.cli.model_args import add_model_arguments, parse_input_size
 from pose_stream.errors import PoseStreamError
 
 EXAMPLES = """\
@@ -33,17 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--images", required=True, help="folder holding the images named in the annotations")
     p.add_argument("--annotations", required=True, help="COCO person_keypoints json")
-    p.add_argument("--model", default="w32_512", help="model config (default: %(default)s)")
-    p.add_argument("--weights", help="PyTorch checkpoint (.pth)")
-    p.add_argument("--onnx", help="ONNX model")
-    p.add_argument("--engine", help="TensorRT engine")
-    p.add_argument("--backend", help="torch, torch-fp16, onnxruntime, tensorrt or auto "
-                   "(default: the one that runs the given --weights/--onnx/--engine)")
-    p.add_argument("--compare-backend", help="also run this backend on the same set and report the AP difference")
+    # Several model files may be given: --compare-backend runs a second backend on its own file.
+    add_model_arguments(p, one_file=False, input_size="")
+    p.add_argument("--compare-backend", metavar="BACKEND",
+                   help="also run this backend on the same set and report the AP difference")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="flip test (default: on)")
     p.add_argument("--scales", default="1", help="test scales, e.g. 2,1,0.5 (default: %(default)s)")
-    p.add_argument("--input-size", type=int, help="input size S (default: the model's training size)")
-    p.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
     p.add_argument("--max-images", type=positive_int, help="evaluate only the first N images")
     p.add_argument("--results", help="write the COCO results json here")
     p.add_argument("--breakdown", action="store_true",
@@ -64,25 +60,21 @@ def parse_scales(text: str) -> tuple[float, ...]:
     return scales
 
 
-def _spec(name: str | None, args: argparse.Namespace):
-    from pose_stream.benchmarking.backends import BACKEND_SPECS
+def _spec(name: str, args: argparse.Namespace):
+    """The backend `name` names; "auto": the one the first given model file is for (engine, onnx, weights)."""
+    from pose_stream.engine.registry import BACKENDS, get_backend
 
-    if name is None:
-        name = "torch" if args.weights else "onnxruntime" if args.onnx else "tensorrt"
     if name == "auto":
-        return None
-    spec = BACKEND_SPECS.get(name)
-    if spec is None:
-        raise PoseStreamError(f"unknown backend {name!r}; choose from {', '.join(BACKEND_SPECS)} or auto")
-    needs = {"torch": ("weights", "--weights"), "onnxruntime": ("onnx", "--onnx"), "tensorrt": ("engine", "--engine")}
-    attr, option = needs[spec.framework]
+        return BACKENDS["tensorrt" if args.engine else "onnxruntime" if args.onnx else "torch"]
+    spec = get_backend(name)
+    attr = spec.option.lstrip("-")
     if not getattr(args, attr):
-        raise PoseStreamError(f"backend {spec.name} needs {option}")
+        raise PoseStreamError(f"backend {spec.name} needs {spec.option}")
     return spec
 
 
 def _label(spec) -> str:
-    return "auto" if spec is None else f"{spec.name} ({spec.precision})"
+    return f"{spec.name} ({spec.precision})"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                               f"{args.model} predicts {model_config.joint_set.name}")
     items = image_files(annotations, args.images, args.max_images)
     ids = [image_id for image_id, _ in items]
-    input_size = args.input_size or model_config.input_size
+    input_size = parse_input_size(args) or model_config.input_size
     reports, predictions_per_backend = [], []
     for index, spec in enumerate(specs):
         predictions = _predict(spec, args, input_size, scales, items)
@@ -122,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         reports.append(report)
         if args.results:
             path = Path(args.results)
-            out = path if index == 0 else path.with_name(f"{path.stem}.{spec.name if spec else 'auto'}{path.suffix}")
+            out = path if index == 0 else path.with_name(f"{path.stem}.{spec.name}{path.suffix}")
             print(f"wrote {write_results(predictions, out)}", file=sys.stderr)
     settings = (f"{args.model}, input {input_size}, scales {','.join(f'{s:g}' for s in scales)}, "
                 f"flip {'on' if args.flip else 'off'}, {len(items)} images, {annotations.joint_set.name} sigmas")
@@ -149,15 +141,14 @@ def _print_breakdown(predictions, annotations, ids, label: str) -> None:
           f"their label, in image pixels\n\n{breakdown_table(rows, offsets, annotations.joint_set)}")
 
 
-def _predict(spec, args: argparse.Namespace, input_size: int, scales: tuple[float, ...], items):
+def _predict(spec, args: argparse.Namespace, input_size, scales: tuple[float, ...], items):
     from pose_stream.benchmarking.backends import build_estimator, unavailable_reason
     from pose_stream.evaluation.runner import predict_images
 
-    if spec is not None and unavailable_reason(spec):
+    if unavailable_reason(spec):
         raise PoseStreamError(f"backend {spec.name} is not available here: {unavailable_reason(spec)}")
-    sources = {"torch": dict(weights=args.weights), "onnxruntime": dict(onnx=args.onnx),
-               "tensorrt": dict(engine=args.engine)}
-    source = sources[spec.framework] if spec else dict(weights=args.weights, onnx=args.onnx, engine=args.engine)
+    attr = spec.option.lstrip("-")
+    source = {attr: getattr(args, attr)}
     # max_aspect=None: a benchmark set is scored on every image, as the reference test does.
     estimator = build_estimator(spec, model=args.model, **source, input_size=input_size, flip=args.flip,
                                 scales=scales, device=args.device, max_aspect=None)

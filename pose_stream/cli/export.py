@@ -5,20 +5,8 @@ import argparse
 import sys
 
 from pose_stream.cli.arguments import positive_int
+from pose_stream.cli.model_args import add_model_arguments, parse_input_size
 from pose_stream.errors import PoseStreamError
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'512x960' -> (512, 960) as (height, width); '512' -> (512, 512). Multiples of 32 only."""
-    try:
-        parts = [int(p) for p in text.lower().split("x")]
-    except ValueError:
-        raise PoseStreamError(f"bad input size {text!r}: expected HEIGHTxWIDTH such as 512x960") from None
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or any(p <= 0 or p % 32 for p in parts):
-        raise PoseStreamError(f"bad input size {text!r}: height and width must be positive multiples of 32")
-    return parts[0], parts[1]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,9 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--input-size 512x960 -o w32_512x960.onnx\n  pose-stream export --model w32_512 --dynamic -o w32_dynamic.onnx",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--weights", help="checkpoint (.pth); omitted: random weights (for testing the toolchain)")
-    p.add_argument("--model", default="w32_512", help="model config (default: %(default)s)")
-    p.add_argument("--input-size", default="512x960", type=str, help="HEIGHTxWIDTH of the input (default: %(default)s)")
+    add_model_arguments(p, files=("weights",), backend=None, device=False, input_size="512x960",
+                        file_help={"weights": "checkpoint (.pth); omitted: random weights (for testing the toolchain)"})
     p.add_argument("--batch", type=positive_int, default=1, help="batch size of the example input (default: %(default)s)")
     p.add_argument("--dynamic", action="store_true", help="make batch, height and width dynamic")
     p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (>= 17, default: %(default)s)")
@@ -42,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    input_hw = parse_size(args.input_size)
+    input_hw = parse_input_size(args).hw
     if args.batch < 1:
         raise PoseStreamError("--batch must be at least 1")
     from pose_stream.export import export_onnx

@@ -7,6 +7,7 @@ from pathlib import Path
 from pose_stream.cli.arguments import positive_int
 from pose_stream.cli.augment_args import add_augment_arguments, augment_from_args
 from pose_stream.errors import PoseStreamError
+from pose_stream.input_size import square_side
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="COCO split, e.g. train2017 (default: the folder's only/first one)")
     p.add_argument("--out", required=True, help="checkpoint to write (.pth)")
     p.add_argument("--images", type=positive_int, default=2000, help="use the first N images (default: %(default)s)")
-    p.add_argument("--input-size", type=int, help="square input, as in training (default: the model's)")
+    p.add_argument("--input-size", metavar="S", help="square input S x S, as in training (default: the model's)")
     add_augment_arguments(p)  # pass the values the runs were trained with
     p.add_argument("--batch-size", type=positive_int, default=8, help="as in training (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="augmentation seed (default: %(default)s)")
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = RecalibrateConfig(
-            data=args.data, split=args.split, images=args.images, input_size=args.input_size,
+            data=args.data, split=args.split, images=args.images, input_size=square_side(args.input_size),
             augment=augment_from_args(args), batch_size=args.batch_size,
             seed=args.seed, threads=args.threads,
         )

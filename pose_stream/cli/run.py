@@ -8,9 +8,9 @@ import sys
 import time
 from typing import Any
 
-from pose_stream.cli.arguments import at_least, device_name, non_negative_int, positive_float, positive_int
+from pose_stream.cli.arguments import at_least, non_negative_int, positive_float, positive_int
+from pose_stream.cli.model_args import DEFAULT_MODEL, add_model_arguments, parse_input_size
 from pose_stream.cli.signals import STOP_SIGNALS
-from pose_stream.devices import DEVICE_CHOICES
 from pose_stream.errors import PoseStreamError
 from pose_stream.pipeline.sinks import Sink
 
@@ -34,7 +34,6 @@ with --overwrite, and an input never. Ctrl-C (or SIGTERM) stops capture, finishe
 finalises the outputs and exits 0; a second Ctrl-C abandons the frames in flight and exits 130.
 """
 
-DEFAULT_MODEL = "w32_512"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,18 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="stop at the first unreadable image of a folder or glob (default: skip it with a warning)")
 
     g = p.add_argument_group("model")
-    g.add_argument("--model", help=f"model config (default: {DEFAULT_MODEL}; the demo model for --source demo)")
-    w = g.add_mutually_exclusive_group()
-    w.add_argument("--weights", metavar="X.pth", help="PyTorch checkpoint")
-    w.add_argument("--onnx", metavar="X.onnx", help="ONNX model (pose-stream export)")
-    w.add_argument("--engine", metavar="X.plan",
-                   help="TensorRT engine (pose-stream build-engine); its heatmaps stay on the GPU for the CUDA "
-                        "aggregation")
-    g.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto",
-                   help="inference backend (default: %(default)s: the fastest available)")
-    g.add_argument("--device", type=device_name, default="auto", help=f"{DEVICE_CHOICES} (default: %(default)s)")
-    g.add_argument("--input-size", metavar="PIXELS",
-                   help="network input size of the short side, a multiple of 32 (default: the model's)")
+    add_model_arguments(g, model_default=None, input_size="",
+                        model_help=f"model config (default: {DEFAULT_MODEL}; the demo model for --source demo)",
+                        file_help={"weights": "PyTorch checkpoint", "onnx": "ONNX model (pose-stream export)",
+                                   "engine": "TensorRT engine (pose-stream build-engine); its heatmaps stay on the "
+                                             "GPU for the CUDA aggregation"})
     g.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                    help="average with the horizontally flipped image (default: on)")
     g.add_argument("--max-aspect", type=at_least(1.0), default=4.0, metavar="RATIO",
@@ -93,18 +85,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_input_size(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        size = int(text)
-    except ValueError:
-        raise PoseStreamError(f"bad --input-size {text!r}: expected a number of pixels such as 512") from None
-    if size < 32 or size % 32:
-        raise PoseStreamError(f"bad --input-size {size}: it must be a positive multiple of 32 (e.g. 512, 640)")
-    return size
-
-
 DEMO_VIDEO = "pose-stream-demo.mp4"
 
 
@@ -117,13 +97,20 @@ def demo_model() -> tuple[str, str, int]:
     return DEMO_MODEL_NAME, str(demo_model_path()), DEMO_INPUT_SIZE
 
 
+def estimator_config(args: argparse.Namespace) -> Any:
+    """The EstimatorConfig the options describe (validated: model, model file and backend, sizes, device)."""
+    from pose_stream.estimator import EstimatorConfig
+
+    return EstimatorConfig(model=args.model, weights=args.weights, onnx=args.onnx, engine=args.engine,
+                           backend=args.backend, input_size=args.input_size, flip=args.flip, device=args.device,
+                           max_aspect=args.max_aspect)
+
+
 def make_estimator(args: argparse.Namespace) -> Any:
     """The PoseEstimator the options describe (backend created later, in the pipeline's inference thread)."""
     from pose_stream.estimator import PoseEstimator
 
-    return PoseEstimator(model=args.model, weights=args.weights, onnx=args.onnx, engine=args.engine,
-                         backend=args.backend, input_size=args.input_size, flip=args.flip, device=args.device,
-                         max_aspect=args.max_aspect)
+    return PoseEstimator(estimator_config(args))
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -131,7 +118,9 @@ def _check_options(args: argparse.Namespace) -> None:
     from pose_stream.pipeline.render import gui_available
     from pose_stream.pipeline.sinks import HEADLESS_HINT
 
-    args.input_size = parse_input_size(args.input_size)
+    size = parse_input_size(args)
+    # S stays a number (as --input-size has always given it); HxW is an InputSize.
+    args.input_size = None if size is None else size.short if size.short is not None else size
     if args.no_render and (args.show or args.save):
         raise PoseStreamError("--no-render cannot be combined with --show or --save (they need drawn frames)")
     if args.show and not gui_available():
@@ -156,9 +145,7 @@ def _check_options(args: argparse.Namespace) -> None:
     for path in (args.weights, args.onnx, args.engine):
         if path and not os.path.isfile(path):
             raise PoseStreamError(f"model file not found: {path}")
-    from pose_stream.estimator import resolve_backend
-
-    resolve_backend(args.backend, args.weights, args.onnx, args.engine)
+    estimator_config(args)  # every model option checked before any input is opened
 
 
 def _build_sinks(args: argparse.Namespace) -> list:

@@ -6,6 +6,7 @@ import argparse
 from pose_stream.cli.arguments import device_name, non_negative_float, non_negative_int, positive_float, positive_int
 from pose_stream.cli.augment_args import add_augment_arguments, augment_from_args
 from pose_stream.errors import PoseStreamError
+from pose_stream.input_size import square_side
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "grow them so that training starts from exactly their outputs")
     p.add_argument("--batch-size", type=positive_int, default=8, help="(default: %(default)s)")
     p.add_argument("--lr", type=positive_float, default=1e-3, help="peak Adam learning rate (default: %(default)s)")
-    p.add_argument("--input-size", type=int, help="square training input (default: the model's)")
+    p.add_argument("--input-size", metavar="S", help="square training input S x S, a multiple of 32 (default: the model's)")
     p.add_argument("--ae-factor", type=non_negative_float, default=0.001,
                    help="weight of the push and pull losses (default: %(default)s, the reference's)")
     add_augment_arguments(p)
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = TrainConfig(
             data=args.data, split=args.split, out=args.out, model=args.model, epochs=args.epochs,
-            batch_size=args.batch_size, lr=args.lr, input_size=args.input_size, ae_factor=args.ae_factor,
+            batch_size=args.batch_size, lr=args.lr, input_size=square_side(args.input_size), ae_factor=args.ae_factor,
             time_limit=args.time_limit * 60 if args.time_limit else None, threads=args.threads, device=args.device,
             workers=args.workers, seed=args.seed, resume=args.resume, init=args.init,
             widen_from=args.widen_from,

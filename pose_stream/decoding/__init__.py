@@ -16,7 +16,7 @@ _LAZY = {
     "Decoder": "pose_stream.decoding.decoder",
     "decode": "pose_stream.decoding.decoder",
     "to_poses": "pose_stream.decoding.decoder",
-    "ScaleResult": "pose_stream.decoding.decoder",
+    "ScaleOutputs": "pose_stream.decoding.types",
     "Aggregated": "pose_stream.decoding.decoder",
     "NMS_KERNEL": "pose_stream.decoding.decoder",
     "preprocess": "pose_stream.decoding.preprocess",

@@ -70,7 +70,7 @@ class ScaleShape:
 
 
 @dataclass(frozen=True)
-class DeviceOutputs:
+class ScalePointers:
     """Device pointers to one scale's float32 C-contiguous network outputs (batch of 1): out0 (2K, h/4, w/4),
     out1 (K, h/2, w/2), and the pair of the flipped input's pass (not flipped back) or None."""
 
@@ -353,7 +353,7 @@ class CudaAggregator:
 
     # ------------------------------------------------------------------------------------------ API
 
-    def aggregate(self, outputs: Sequence[DeviceOutputs], stream: Any = None) -> Candidates:
+    def aggregate(self, outputs: Sequence[ScalePointers], stream: Any = None) -> Candidates:
         """Queues aggregation, NMS and top-k on `stream` for the outputs of every scale (device pointers, in the
         order of `scales`), waits for the candidates and returns them. The maps stay on the device for refine."""
         self._check_open()
@@ -390,7 +390,7 @@ class CudaAggregator:
             neighbours=floats[neighbours].reshape(k, m, 4).copy(),
         )
 
-    def _check_outputs(self, outputs: Sequence[DeviceOutputs]) -> None:
+    def _check_outputs(self, outputs: Sequence[ScalePointers]) -> None:
         if len(outputs) != len(self.scales):
             raise PoseStreamError(f"expected outputs of {len(self.scales)} scale(s), got {len(outputs)}")
         for scale_outputs in outputs:
@@ -400,7 +400,7 @@ class CudaAggregator:
                     "flipped outputs must be given exactly when the aggregator was built with a flip index"
                 )
 
-    def _queue_heatmaps(self, outputs: Sequence[DeviceOutputs], stream: Any) -> tuple:
+    def _queue_heatmaps(self, outputs: Sequence[ScalePointers], stream: Any) -> tuple:
         """Queues the half-resolution passes of every scale (reference order) and, with several scales, their
         projection into the aggregated heatmaps. Returns what nms_block_topk needs to project a single scale
         itself: (heat_plain, heat_flip, rows, cols, h2, w2), or zeros when the heatmaps are already there."""

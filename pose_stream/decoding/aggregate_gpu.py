@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from pose_stream._optional import require
-from pose_stream.decoding.decoder import NMS_KERNEL, Aggregated, ScaleResult, refine_search_from
+from pose_stream.decoding.decoder import NMS_KERNEL, Aggregated, refine_search_from
+from pose_stream.decoding.types import ScaleOutputs
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import JointSet
 from pose_stream.decoding.group_numba import NumbaGrouper
@@ -91,11 +92,11 @@ class GpuAggregation:
                 kept.append(dataclasses.replace(tensor, pointer=buffer))
         return tuple(kept)
 
-    def aggregate(self, scales: Sequence[ScaleResult], transform: Transform, stream: Any = None) -> Aggregated:
+    def aggregate(self, scales: Sequence[ScaleOutputs], transform: Transform, stream: Any = None) -> Aggregated:
         """Candidates and people of one frame. Entries of `scales` are host arrays or DeviceTensors of batch 1;
         device work is queued on `stream` (the backend's, for device tensors). Groups at once: the GPU refine
         reads this frame's maps, which the next frame overwrites."""
-        from pose_stream.decoding.aggregate_cuda import DeviceOutputs as ScalePointers
+        from pose_stream.decoding.aggregate_cuda import ScalePointers
 
         self._check_open()
         with self._active():
@@ -154,7 +155,7 @@ class GpuAggregation:
             )
         return int(entry.pointer)
 
-    def _aggregator(self, scales: Sequence[ScaleResult], transform: Transform) -> Any:
+    def _aggregator(self, scales: Sequence[ScaleOutputs], transform: Transform) -> Any:
         from pose_stream.decoding.aggregate_cuda import CudaAggregator, ScaleShape
 
         flip = scales[0].flipped is not None

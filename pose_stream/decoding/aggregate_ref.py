@@ -25,84 +25,17 @@ Inputs must be finite.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from pose_stream.errors import PoseStreamError
-from pose_stream.decoding.types import AggregatedMaps, Candidates, RefinePeaks
+from pose_stream.decoding.types import AggregatedMaps, Candidates, RefinePeaks, ScaleOutputs
 
 _F32 = np.float32
 
 
 # ----------------------------------------------------------------------------------------------- inputs
-
-
-@dataclass(frozen=True)
-class ScaleOutputs:
-    """The raw network outputs of one test scale (batch dimension removed, or a leading batch of 1).
-
-    For a network input of h x w at this scale and K joints:
-
-    Attributes:
-        outputs: (out0 float32 (2K, h/4, w/4): K heatmaps then K tag maps, out1 float32 (K, h/2, w/2)) of the
-            plain pass.
-        flipped: the same pair from the pass on the horizontally flipped input, as the network returns it (not
-            flipped back), or None without flip test.
-        factor: this scale's factor; 1.0 is the base scale. With several scales only the factor-1 tags are
-            kept, as in the reference.
-    """
-
-    outputs: tuple[np.ndarray, np.ndarray]
-    flipped: tuple[np.ndarray, np.ndarray] | None = None
-    factor: float = 1.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "outputs", _checked_pair(self.outputs, "outputs"))
-        if self.flipped is not None:
-            flipped = _checked_pair(self.flipped, "flipped")
-            if any(f.shape != o.shape for f, o in zip(flipped, self.outputs)):
-                raise PoseStreamError(
-                    f"flipped outputs {[f.shape for f in flipped]} differ in shape from the plain outputs "
-                    f"{[o.shape for o in self.outputs]}"
-                )
-            object.__setattr__(self, "flipped", flipped)
-        if not (np.isfinite(self.factor) and self.factor > 0):
-            raise PoseStreamError(f"scale factor must be positive, got {self.factor}")
-
-    @property
-    def num_joints(self) -> int:
-        return int(self.outputs[1].shape[0])
-
-    @property
-    def quarter_hw(self) -> tuple[int, int]:
-        return int(self.outputs[0].shape[1]), int(self.outputs[0].shape[2])
-
-    @property
-    def half_hw(self) -> tuple[int, int]:
-        return int(self.outputs[1].shape[1]), int(self.outputs[1].shape[2])
-
-
-def _checked_pair(pair: Sequence[np.ndarray], name: str) -> tuple[np.ndarray, np.ndarray]:
-    if len(pair) != 2:
-        raise PoseStreamError(f"{name} must be [out0, out1], got {len(pair)} arrays")
-    arrays = []
-    for i, array in enumerate(pair):
-        array = np.asarray(array)
-        if array.ndim == 4 and array.shape[0] == 1:
-            array = array[0]
-        if array.ndim != 3:
-            raise PoseStreamError(f"{name}[{i}] must be (C, h, w) or (1, C, h, w), got shape {array.shape}")
-        arrays.append(np.ascontiguousarray(array, dtype=_F32))
-    out0, out1 = arrays
-    if out0.shape[0] != 2 * out1.shape[0]:
-        raise PoseStreamError(
-            f"{name}: out0 must have 2K channels for out1's K = {out1.shape[0]}, got {out0.shape[0]}"
-        )
-    if min(out0.shape[1:]) < 1 or min(out1.shape[1:]) < 1:
-        raise PoseStreamError(f"{name}: empty maps {out0.shape}, {out1.shape}")
-    return out0, out1
 
 
 def scale_order(factors: Sequence[float]) -> tuple[list[int], int]:

@@ -18,28 +18,13 @@ from pose_stream.errors import PoseStreamError
 from pose_stream.joints import JointSet, get_joint_set
 from pose_stream.decoding.group_numba import NumbaGrouper, candidate_neighbours
 from pose_stream.decoding.grouping_types import Grouped, GroupingParams, RefineRequest
-from pose_stream.decoding.types import Candidates, RefinePeaks
+from pose_stream.decoding.types import Candidates, RefinePeaks, ScaleOutputs
 from pose_stream.poses import Poses
 from pose_stream.decoding.preprocess import Transform, make_transform
 
 log = logging.getLogger(__name__)
 
 NMS_KERNEL = 5
-
-
-@dataclass(frozen=True)
-class ScaleResult:
-    """The network outputs for one test scale (batch dimension 1 or none).
-
-    Attributes:
-        factor: the scale factor (1.0 for single-scale).
-        outputs: [out0 (2K, h/4, w/4), out1 (K, h/2, w/2)] of the plain pass.
-        flipped: the same for the horizontally flipped input (as the network returns it), or None.
-    """
-
-    factor: float
-    outputs: Sequence[np.ndarray]
-    flipped: Sequence[np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,12 +55,12 @@ def check_outputs(outputs: Sequence[np.ndarray], num_joints: int, network_size: 
         raise PoseStreamError(f"{name} must be the two network outputs [out0, out1], got {len(outputs)} arrays")
     expected = ((2 * num_joints, h // 4, w // 4), (num_joints, h // 2, w // 2))
     for i, (array, want) in enumerate(zip(outputs, expected)):
-        shape = tuple(np.shape(array))
+        shape = tuple(array.shape) if hasattr(array, "shape") else tuple(np.shape(array))
         if len(shape) == 4 and shape[0] == 1:
             shape = shape[1:]
         if shape != want:
             raise PoseStreamError(
-                f"{name}[{i}] has shape {np.shape(array)}, expected (1, {want[0]}, {want[1]}, {want[2]}) for a "
+                f"{name}[{i}] has shape {shape}, expected (1, {want[0]}, {want[1]}, {want[2]}) for a "
                 f"{w}x{h} network input and {num_joints} joints"
             )
 
@@ -107,7 +92,7 @@ class Decoder:
         self._free: list[np.ndarray] = []
         self._lock = threading.Lock()
 
-    def check(self, scales: Sequence[ScaleResult], transform: Transform) -> bool:
+    def check(self, scales: Sequence[ScaleOutputs], transform: Transform) -> bool:
         """Validate the outputs against the joint set and the transform; True under flip test."""
         if not scales:
             raise PoseStreamError("decoding needs the outputs of at least one scale")
@@ -122,20 +107,15 @@ class Decoder:
                     check_outputs(scale.flipped, k, transform.network_size, "flipped outputs")
         return flip
 
-    def aggregate(self, scales: Sequence[ScaleResult], transform: Transform) -> Aggregated:
+    def aggregate(self, scales: Sequence[ScaleOutputs], transform: Transform) -> Aggregated:
         """Network outputs of all scales -> candidates (the Numba aggregation, on the host)."""
         from pose_stream.decoding.aggregate_numba import aggregate_numba
-        from pose_stream.decoding.aggregate_ref import ScaleOutputs
 
         flip = self.check(scales, transform)
         w, h = transform.network_size
-        scale_outputs = [
-            ScaleOutputs(tuple(s.outputs), tuple(s.flipped) if s.flipped is not None else None, s.factor)
-            for s in scales
-        ]
         with numba_threads(self.threads):
             result = aggregate_numba(
-                scale_outputs, self.joint_set.flip_index if flip else None, (h, w), self.params.max_people,
+                scales, self.joint_set.flip_index if flip else None, (h, w), self.params.max_people,
                 NMS_KERNEL, heatmaps_out=self._take_buffer((self.joint_set.num_joints, h, w)),
             )
         cands = result.candidates
@@ -159,7 +139,7 @@ class Decoder:
                 self._free.append(aggregated.heatmaps)
         return to_poses(grouped.keypoints, grouped.scores, aggregated.transform, self.joint_set)
 
-    def decode(self, scales: Sequence[ScaleResult], transform: Transform) -> Poses:
+    def decode(self, scales: Sequence[ScaleOutputs], transform: Transform) -> Poses:
         return self.group(self.aggregate(scales, transform))
 
     def _take_buffer(self, shape: tuple[int, int, int]) -> np.ndarray | None:
@@ -227,4 +207,9 @@ def decode(
     """
     joint_set = get_joint_set(dataset)
     transform = make_transform(image_size, input_size)
-    return Decoder(joint_set).decode([ScaleResult(1.0, outputs, flipped_outputs)], transform)
+    # The sizes are checked against the image before the outputs are taken in, for an error that names both.
+    check_outputs(outputs, joint_set.num_joints, transform.network_size, "outputs")
+    if flipped_outputs is not None:
+        check_outputs(flipped_outputs, joint_set.num_joints, transform.network_size, "flipped outputs")
+    flipped = tuple(flipped_outputs) if flipped_outputs is not None else None
+    return Decoder(joint_set).decode([ScaleOutputs(tuple(outputs), flipped)], transform)

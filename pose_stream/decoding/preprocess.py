@@ -127,6 +127,19 @@ def make_transform(
     return Transform(center, scale, (net_w, net_h), (w, h))
 
 
+def make_exact_transform(image_size: tuple[int, int], network_hw: tuple[int, int]) -> Transform:
+    """An image of image_size=(w, h) scaled to fit inside a network input of exactly network_hw=(H, W), centred,
+    its aspect ratio kept (the rest of the canvas is black). Built like the reference's transform (an integer
+    centre, a similarity from scale[0]), so `Transform` maps points both ways as for `make_transform`."""
+    w, h = (int(v) for v in image_size)
+    net_h, net_w = (int(v) for v in network_hw)
+    if min(w, h, net_w, net_h) <= 0:
+        raise PoseStreamError(f"sizes must be positive, got image {w}x{h}, network {net_w}x{net_h}")
+    factor = min(net_w / w, net_h / h)  # network pixels per image pixel
+    center = (int(w / 2.0 + 0.5), int(h / 2.0 + 0.5))
+    return Transform(center, (net_w / factor / 200.0, net_h / factor / 200.0), (net_w, net_h), (w, h))
+
+
 def _normalisation_lut() -> np.ndarray:
     """float32 (3, 256): normalised value of each uint8 level per RGB channel.
 
@@ -205,12 +218,16 @@ class Preprocessor:
 
     Args:
         input_size, scale_factor, min_scale: as for `preprocess`.
+        exact: (H, W): every image is fitted into exactly H * scale_factor x W * scale_factor network pixels
+            (`make_exact_transform`) instead of the reference's short-side resize (input_size is then unused).
     """
 
-    def __init__(self, input_size: int = 512, scale_factor: float = 1.0, min_scale: float = 1.0) -> None:
+    def __init__(self, input_size: int = 512, scale_factor: float = 1.0, min_scale: float = 1.0,
+                 exact: tuple[int, int] | None = None) -> None:
         self.input_size = input_size
         self.scale_factor = scale_factor
         self.min_scale = min_scale
+        self.exact = exact
         self._transforms: dict[tuple[int, int], Transform] = {}
 
     def transform_for(self, image_size: tuple[int, int]) -> Transform:
@@ -218,7 +235,11 @@ class Preprocessor:
         key = (int(image_size[0]), int(image_size[1]))
         transform = self._transforms.get(key)
         if transform is None:
-            transform = make_transform(key, self.input_size, self.scale_factor, self.min_scale)
+            if self.exact is not None:
+                hw = tuple(int(round(side * self.scale_factor)) for side in self.exact)
+                transform = make_exact_transform(key, hw)
+            else:
+                transform = make_transform(key, self.input_size, self.scale_factor, self.min_scale)
             self._transforms[key] = transform
         return transform
 

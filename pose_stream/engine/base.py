@@ -11,6 +11,8 @@ from types import TracebackType
 
 import numpy as np
 
+from pose_stream.input_size import MULTIPLE
+
 
 @dataclass(frozen=True)
 class BackendInfo:
@@ -64,8 +66,8 @@ class Backend(abc.ABC):
         """Validate a batch against input_shape; return it as contiguous float32."""
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ValueError(f"expected a batch of shape (N, 3, H, W), got {batch.shape}")
-        if batch.shape[2] % 32 or batch.shape[3] % 32:
-            raise ValueError(f"input height and width must be multiples of 32, got {batch.shape[2:]}")
+        if batch.shape[2] % MULTIPLE or batch.shape[3] % MULTIPLE:
+            raise ValueError(f"input height and width must be multiples of {MULTIPLE}, got {batch.shape[2:]}")
         for got, want, label in zip(batch.shape, self.input_shape, "NCHW"):
             if want is not None and got != want:
                 raise ValueError(f"{self.info.name} backend expects {label}={want}, got {got} (shape {batch.shape})")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pose_stream.errors import PoseStreamError
+from pose_stream.input_size import MULTIPLE
 
 Shape = tuple[int, int, int, int]
 # A dimension read from an ONNX model: an int, or None where the model leaves it dynamic.
@@ -22,8 +23,8 @@ def _as_shape(value, label: str) -> Shape:
         raise ValueError(f"ShapeProfile.{label} must be 4 positive ints (N, 3, H, W), got {value!r}")
     if shape[1] != 3:
         raise ValueError(f"ShapeProfile.{label} must have 3 channels, got {shape}")
-    if shape[2] % 32 or shape[3] % 32:
-        raise ValueError(f"ShapeProfile.{label}: height and width must be multiples of 32, got {shape}")
+    if shape[2] % MULTIPLE or shape[3] % MULTIPLE:
+        raise ValueError(f"ShapeProfile.{label}: height and width must be multiples of {MULTIPLE}, got {shape}")
     return shape  # type: ignore[return-value]
 
 

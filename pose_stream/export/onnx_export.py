@@ -14,6 +14,7 @@ from torch import nn
 
 from pose_stream.atomic import atomic_path
 from pose_stream.errors import PoseStreamError
+from pose_stream.input_size import MULTIPLE
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,8 @@ def export_onnx(
     """
     step = progress or (lambda message: log.info(message))
     h, w = input_hw
-    if h % 32 or w % 32 or h <= 0 or w <= 0:
-        raise ExportError(f"input size must be positive multiples of 32, got {h}x{w}")
+    if h % MULTIPLE or w % MULTIPLE or h <= 0 or w <= 0:
+        raise ExportError(f"input size must be positive multiples of {MULTIPLE}, got {h}x{w}")
     if opset < 17:
         raise ExportError(f"opset must be >= 17, got {opset}")
     path = Path(path)

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pose_stream.errors import PoseStreamError
+from pose_stream.input_size import check_network_side
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -31,9 +34,11 @@ class AugmentConfig:
 
 
 def check_input_size(size: int) -> None:
-    """A square training input the network takes: a multiple of 32 (five stride-2 steps), at least 64."""
-    if size < 64 or size % 32:
-        raise ValueError("input size must be a multiple of 32, at least 64")
+    """A square training input the network takes (pose_stream.input_size: a multiple of 32, at least 64)."""
+    try:
+        check_network_side(size)
+    except PoseStreamError as exc:
+        raise ValueError(str(exc)) from None
 
 
 NO_AUGMENTATION = AugmentConfig(scale=(1.0, 1.0), rotation=0.0, translation=0.0, flip=0.0)

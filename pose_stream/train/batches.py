@@ -6,7 +6,9 @@ import torch
 
 from pose_stream.joints import JointSet
 from pose_stream.decoding.preprocess import normalise_into
-from pose_stream.train.augment import AugmentConfig, random_warp, warp_image, warp_keypoints, warp_mask
+from pose_stream.train.augment import (
+    AugmentConfig, check_input_size, random_warp, warp_image, warp_keypoints, warp_mask,
+)
 from pose_stream.train.coco_dataset import CocoKeypoints
 from pose_stream.train.targets import gaussian_heatmaps, joint_indices, loss_mask
 
@@ -28,8 +30,7 @@ class TrainingExamples(torch.utils.data.Dataset):
 
     def __init__(self, dataset: CocoKeypoints, joint_set: JointSet, input_size: int, augment: AugmentConfig,
                  sigma: float = 2.0, max_people: int = 30, seed: int = 0) -> None:
-        if input_size % 32:
-            raise ValueError("input size must be a multiple of 32")
+        check_input_size(input_size)
         self.dataset = dataset
         self.joint_set = joint_set
         self.input_size = input_size

@@ -18,8 +18,8 @@ def test_export_command_prints_a_summary(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["export", "--model", "tiny_w8", "--input-size", "100x96", "-o", "x.onnx"], "bad input size '100x96'"),
-        (["export", "--model", "tiny_w8", "--input-size", "abc", "-o", "x.onnx"], "bad input size 'abc'"),
+        (["export", "--model", "tiny_w8", "--input-size", "100x96", "-o", "x.onnx"], "bad --input-size 100x96"),
+        (["export", "--model", "tiny_w8", "--input-size", "abc", "-o", "x.onnx"], "bad --input-size 'abc'"),
         (["export", "--model", "w99", "-o", "x.onnx"], "unknown model 'w99'"),
         (["export", "--model", "tiny_w8", "--weights", "missing.pth", "-o", "x.onnx"], "checkpoint not found"),
     ],

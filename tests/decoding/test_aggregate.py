@@ -362,14 +362,14 @@ def test_cuda_source_compiles_to_ptx(tmp_path):
 def run_cuda_aggregator(driver, upload, scales, flip_index, base_hw, mean_tags):
     """CudaAggregator on `scales` (ScaleOutputs whose arrays `upload(aggregator, array)` puts on the device,
     returning a pointer): candidates, refine peaks for `mean_tags`, heatmaps."""
-    from pose_stream.decoding.aggregate_cuda import CudaAggregator, DeviceOutputs, ScaleShape
+    from pose_stream.decoding.aggregate_cuda import CudaAggregator, ScalePointers, ScaleShape
 
     shapes = [ScaleShape(s.quarter_hw, s.half_hw, s.factor) for s in scales]
     with CudaAggregator(scales[0].num_joints, base_hw, shapes, flip_index, driver=driver) as aggregator:
         device = []
         for scale in scales:
             pointers = [upload(aggregator, array) for array in (*scale.outputs, *(scale.flipped or ()))]
-            device.append(DeviceOutputs(*pointers))
+            device.append(ScalePointers(*pointers))
         candidates = aggregator.aggregate(device)
         peaks = aggregator.refine(mean_tags)
         return candidates, peaks, aggregator.heatmaps(), aggregator

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pose_stream.decoding import Decoder, ScaleResult, decode, to_poses
+from pose_stream.decoding import Decoder, ScaleOutputs, decode, to_poses
 from pose_stream.engine.base import Backend, BackendInfo
 from pose_stream.errors import PoseStreamError
 from pose_stream.estimator import PoseEstimator
@@ -113,7 +113,7 @@ def test_multi_scale_decoding():
     scales = []
     for factor in factors:
         outputs, flipped = render(people, size, factor=factor, min_scale=min(factors), rng=rng)
-        scales.append(ScaleResult(factor, outputs, flipped))
+        scales.append(ScaleOutputs(outputs, flipped, factor))
     transform = make_transform(size, 512, 1.0, min(factors))
     poses = Decoder("coco").decode(scales, transform)
     assert len(poses) == 6
@@ -304,8 +304,8 @@ def test_decoder_threads_give_the_same_people():
     outputs, flipped = render(people, size, rng=rng)
     transform = make_transform(size)
     before = numba.get_num_threads()
-    one = Decoder("coco", threads=1).decode([ScaleResult(1.0, outputs, flipped)], transform)
-    two = Decoder("coco", threads=2).decode([ScaleResult(1.0, outputs, flipped)], transform)
+    one = Decoder("coco", threads=1).decode([ScaleOutputs(outputs, flipped)], transform)
+    two = Decoder("coco", threads=2).decode([ScaleOutputs(outputs, flipped)], transform)
     assert numba.get_num_threads() == before  # restored for the calling thread
     np.testing.assert_array_equal(one.keypoints, two.keypoints)
     np.testing.assert_array_equal(one.scores, two.scores)

@@ -1,0 +1,58 @@
+"""The model options every subcommand that runs a network shares, defined once: --model, the model file
+(--weights / --onnx / --engine), --backend, --device and --input-size (one meaning: pose_stream.input_size)."""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from pose_stream.cli.arguments import device_name
+from pose_stream.devices import DEVICE_CHOICES
+from pose_stream.engine.registry import BACKEND_CHOICES, BACKENDS
+from pose_stream.input_size import InputSize
+
+DEFAULT_MODEL = "w32_512"
+INPUT_SIZE_HELP = ("S (the short side; the long side follows the image's aspect ratio) or HxW (exactly that), "
+                   "multiples of 32")
+FILE_OPTIONS = {"weights": ("--weights", "X.pth"), "onnx": ("--onnx", "X.onnx"), "engine": ("--engine", "X.plan")}
+
+
+def add_model_arguments(parser: Any, *, model_default: str | None = DEFAULT_MODEL, model_help: str | None = None,
+                        files: Sequence[str] = ("weights", "onnx", "engine"), one_file: bool = True,
+                        file_help: dict[str, str] | None = None, backend: str | None = "one",
+                        device: bool = True, input_size: str | None = None) -> None:
+    """Add the shared options to `parser` (a parser or an argument group).
+
+    files: which model-file options; one_file: they exclude each other. backend: "one" (a name from the
+    registry, or auto), "list" (comma-separated names or all; the caller parses it) or None. input_size: the
+    default shown in --help (None: no --input-size; "" for the model's own).
+    """
+    parser.add_argument("--model", default=model_default,
+                        help=model_help or f"model config (default: {model_default or 'see below'})")
+    target = parser.add_mutually_exclusive_group() if one_file else parser
+    for name in files:
+        option, metavar = FILE_OPTIONS[name]
+        spec = next(s for s in BACKENDS.values() if s.option == option)
+        target.add_argument(option, metavar=metavar,
+                            help=(file_help or {}).get(name, f"{spec.file_kind} for the {spec.framework} backend"))
+    if backend == "one":
+        # Checked by the registry (a one-line error naming the choices), not by argparse.
+        parser.add_argument("--backend", metavar="{" + ",".join(BACKEND_CHOICES) + "}", default="auto",
+                            help="inference backend (default: %(default)s: the one the model file is for; torch "
+                                 "without one)")
+    elif backend == "list":
+        parser.add_argument("--backend", default="all", help=f"comma-separated: {', '.join(BACKENDS)}, or all "
+                            "(every one present here; default)")
+    if device:
+        parser.add_argument("--device", type=device_name, default="auto",
+                            help=f"{DEVICE_CHOICES}, for the torch backends (default: %(default)s)")
+    if input_size is not None:
+        shown = f" (default: {input_size})" if input_size else " (default: the model's)"
+        parser.add_argument("--input-size", metavar="S|HxW", default=input_size or None,
+                            help=f"network input size: {INPUT_SIZE_HELP}{shown}")
+
+
+def parse_input_size(args: argparse.Namespace, option: str = "--input-size") -> InputSize | None:
+    """args.input_size as an InputSize (None when it was not given and has no default)."""
+    text = getattr(args, "input_size", None)
+    return None if text is None else InputSize.parse(text, option)
