@@ -5,7 +5,8 @@ the StageEstimator protocol, so not engine/, models/ or train/.
 from __future__ import annotations
 
 from pose_stream.pipeline.frames import Frame, FrameResult
-from pose_stream.pipeline.pipeline import Pipeline, PipelineConfig, PipelineError
+from pose_stream.pipeline.config import PipelineConfig, PipelineError
+from pose_stream.pipeline.pipeline import Pipeline
 from pose_stream.pipeline.protocols import StageEstimator
 from pose_stream.pipeline.render import draw_overlay, draw_poses, gui_available
 from pose_stream.pipeline.sinks import CocoResultsSink, JsonLinesSink, Sink, SinkContext, VideoSink, WindowSink

@@ -19,11 +19,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pose_stream.errors import PoseStreamError
 from pose_stream.pipeline.channels import END, Aborted, FrameMux, StageQueue
+from pose_stream.pipeline.config import PipelineConfig, PipelineError
 from pose_stream.pipeline.frames import Frame, FrameResult, Work
 from pose_stream.pipeline.protocols import StageEstimator
 from pose_stream.pipeline.render import draw_overlay, draw_poses, drawn_people
@@ -35,45 +35,6 @@ from pose_stream.pipeline.stats import PipelineStats
 log = logging.getLogger(__name__)
 
 THREAD_PREFIX = "pose-stream"
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """How the pipeline runs.
-
-    Attributes:
-        max_frames: stop after this many frames in total (None: until every source ends or stop()).
-        queue_size: capacity of each queue between stages (small: latency, not throughput, is the goal).
-        file_buffer: frames read ahead per file source.
-        drain_timeout: after stop(), seconds to finish frames in flight before abandoning them.
-        join_timeout: seconds to wait for the threads when the run ends; None (the default) waits until they
-            have all returned (each finishes the native call it is in first). With a number, `run` may return
-            while a thread still runs (see `alive_threads`).
-        aggregate_in_infer_thread: run `aggregate` in the inference thread (for estimators whose aggregation
-            uses the backend's CUDA context) instead of a thread of its own. An estimator with a true
-            `aggregate_in_infer_thread` attribute (PoseEstimator with TensorRT device outputs) gets this anyway.
-        overlay: write FPS, latency and source state on rendered frames.
-    """
-
-    max_frames: int | None = None
-    queue_size: int = 2
-    file_buffer: int = 4
-    drain_timeout: float = 1.5
-    join_timeout: float | None = None
-    aggregate_in_infer_thread: bool = False
-    overlay: bool = True
-
-    def __post_init__(self) -> None:
-        if self.max_frames is not None and self.max_frames < 1:
-            raise ValueError("max_frames must be at least 1")
-        if self.queue_size < 1 or self.file_buffer < 1:
-            raise ValueError("queue_size and file_buffer must be at least 1")
-        if self.drain_timeout < 0 or (self.join_timeout is not None and self.join_timeout <= 0):
-            raise ValueError("drain_timeout must be >= 0 and join_timeout > 0 (or None)")
-
-
-class PipelineError(PoseStreamError):
-    """A stage failed with an unexpected error (domain errors are re-raised as they are)."""
 
 
 class Pipeline:

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from emulated_cuda import EmulatedDriver
 from pose_stream.errors import PoseStreamError
 from pose_stream.joints import COCO, CROWDPOSE
-from pose_stream.decoding.aggregate_numba import aggregate_numba, top_k_numba
+from pose_stream.decoding.aggregate_numba import aggregate_numba
+from pose_stream.decoding.nms_numba import top_k_numba
 from pose_stream.decoding.bilinear_numba import fma as _fma
 from pose_stream.decoding.aggregate_ref import (
     ScaleOutputs,

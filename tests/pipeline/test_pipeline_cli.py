@@ -203,3 +203,13 @@ def test_weights_for_another_model_is_one_line(tmp_path, tiny_weights):
                    timeout=300)
     assert_one_line_error(proc, "tiny_w8")
 
+
+
+@pytest.mark.skipif(ESTIMATOR_MISSING is not None, reason=ESTIMATOR_MISSING or "")
+def test_an_exact_input_size_runs_from_the_command_line(tmp_path, tiny_weights):
+    video = write_video(tmp_path / "clip.mp4", 3)  # 160x120
+    jsonl = tmp_path / "clip.jsonl"
+    proc = run_cli("--source", str(video), "--model", "tiny_w8", "--weights", str(tiny_weights), "--input-size",
+                   "64x96", "--json", str(jsonl), "--no-flip", fake=False, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "input 64x96" in proc.stderr and len(jsonl.read_text().splitlines()) == 3
