@@ -1,4 +1,5 @@
-"""Frame sources and `open_source`, which turns a --source string into one."""
+"""Frame sources (cameras, streams, video files, images, the demo) and `open_source`, which turns a --source
+string into one. May import: OpenCV and pose_stream.{synthetic, redact, errors}; nothing else of the pipeline."""
 from __future__ import annotations
 
 import glob
