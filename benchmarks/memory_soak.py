@@ -26,11 +26,9 @@ def build_estimator(args: argparse.Namespace):
         from pipeline_fakes import TinyTorchEstimator
 
         return TinyTorchEstimator()
-    from pose_stream.cli.run import make_estimator
+    from pose_stream.estimator import PoseEstimator
 
-    ns = argparse.Namespace(model=args.model, weights=None, onnx=None, engine=None, backend=args.backend,
-                            input_size=args.input_size, flip=False, device="cpu", max_aspect=None)
-    return make_estimator(ns)
+    return PoseEstimator(args.model, backend=args.backend, input_size=args.input_size, flip=False, device="cpu")
 
 
 def main() -> int:

@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_arguments(p, files=("weights",), backend=None, device=False, input_size="512x960",
                         file_help={"weights": "checkpoint (.pth); omitted: random weights (for testing the toolchain)"})
     p.add_argument("--batch", type=positive_int, default=1, help="batch size of the example input (default: %(default)s)")
-    p.add_argument("--dynamic", action="store_true", help="make batch, height and width dynamic")
+    p.add_argument("--dynamic", action="store_true",
+                   help="make height and width dynamic too (the batch always is; --static for none)")
+    p.add_argument("--static", action="store_true", help="a fully static model (batch, height and width fixed)")
     p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (>= 17, default: %(default)s)")
     p.add_argument("-o", "--output", required=True, help="where to write the .onnx file")
     p.set_defaults(func=run)
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     model = build_model(args.model)
     if args.weights:
         load_checkpoint(model, args.weights)
-    report = export_onnx(model, args.output, input_hw=input_hw, batch=args.batch, dynamic=args.dynamic,
+    report = export_onnx(model, args.output, input_hw=input_hw, batch=args.batch, dynamic=False if args.static else True if args.dynamic else "batch",
                          opset=args.opset, progress=progress)
     print(report.summary())
     return 0

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from pose_stream.cli.arguments import at_least, non_negative_int, positive_float, positive_int
+from pose_stream.cli.arguments import at_least, non_negative_float, non_negative_int, positive_float, positive_int
 from pose_stream.cli.model_args import DEFAULT_MODEL, add_model_arguments, parse_input_size
 from pose_stream.cli.signals import STOP_SIGNALS
 from pose_stream.errors import PoseStreamError
@@ -60,6 +60,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                              "GPU for the CUDA aggregation"})
     g.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                    help="average with the horizontally flipped image (default: on)")
+    g.add_argument("--batch", type=positive_int, default=1, metavar="N",
+                   help="frames of any sources run through the network in one call (with their flipped copies); "
+                        "gathered round robin across sources (default: %(default)s)")
+    g.add_argument("--batch-wait", type=non_negative_float, default=10.0, metavar="MS",
+                   help="run a partial batch this long after its oldest frame was captured (default: %(default)g)")
+    g.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
+                   help="replay the torch network from CUDA graphs (default: on with a CUDA GPU)")
     g.add_argument("--max-aspect", type=at_least(1.0), default=4.0, metavar="RATIO",
                    help="refuse images whose long side exceeds RATIO times the short side (each costs the "
                         "network input of a RATIO:1 panorama; default: %(default)g)")
@@ -103,7 +110,7 @@ def estimator_config(args: argparse.Namespace) -> Any:
 
     return EstimatorConfig(model=args.model, weights=args.weights, onnx=args.onnx, engine=args.engine,
                            backend=args.backend, input_size=args.input_size, flip=args.flip, device=args.device,
-                           max_aspect=args.max_aspect)
+                           max_aspect=args.max_aspect, batch=args.batch, cuda_graph=args.cuda_graph)
 
 
 def make_estimator(args: argparse.Namespace) -> Any:
@@ -291,7 +298,8 @@ def _run(args: argparse.Namespace, stopper: _RunStopper) -> int:
 
     # After Ctrl-C, frames in flight get 1 s to finish; the frame being inferred always completes (the run waits
     # for every thread: the interpreter must not exit under a running network call).
-    config = PipelineConfig(max_frames=args.max_frames, drain_timeout=1.0, join_timeout=None)
+    config = PipelineConfig(max_frames=args.max_frames, drain_timeout=1.0, join_timeout=None, batch=args.batch,
+                            batch_wait=args.batch_wait / 1000.0)
     pipeline = Pipeline(estimator, sources, [*sinks, progress], config, on_backend_ready=announce)
     progress.pipeline = pipeline
     if total is None and not args.stats:

@@ -47,6 +47,12 @@ class Backend(abc.ABC):
     def input_dtype(self) -> np.dtype:
         return np.dtype(np.float32)
 
+    @property
+    def batch_range(self) -> tuple[int, int | None]:
+        """The smallest and largest batch one call takes (None: no limit). A fixed batch size is (n, n)."""
+        fixed = self.input_shape[0]
+        return (1, None) if fixed is None else (fixed, fixed)
+
     @abc.abstractmethod
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
         """Run the network on `batch` (N, 3, H, W) float32; return [out0, out1] as float32 host arrays."""

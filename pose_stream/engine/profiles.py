@@ -118,7 +118,8 @@ def profiles_for(
         batch = (n, n) if n is not None else (1, 1)
     elif n is not None and batch != (n, n):
         raise PoseStreamError(
-            f"{source} has a fixed batch of {n}; export it with --dynamic to build for batch {batch[0]}-{batch[1]}"
+            f"{source} has a fixed batch of {n}; export it again (pose-stream export makes the batch dynamic) to "
+            f"build for batch {batch[0]}-{batch[1]}"
         )
     if not sizes:
         if h is None or w is None:

@@ -124,17 +124,21 @@ def unavailable_reason(spec: BackendSpec) -> str | None:
 
 
 def open_backend(spec: BackendSpec, model_file: str | os.PathLike | None = None, *, model: Any = None,
-                 device: str = "auto"):
+                 device: str = "auto", cuda_graph: bool | None = None):
     """The Backend for `spec`.
 
     torch: `model` is a config name (its weights loaded from `model_file`, or random with a warning) or an
     nn.Module used as it is; onnxruntime and tensorrt read `model_file`. ONNX Runtime uses only its CPU
-    provider when device is "cpu".
+    provider when device is "cpu". cuda_graph: torch only; None = on where the network runs on CUDA.
     """
     if spec.framework == "torch":
+        from pose_stream.devices import torch_device
         from pose_stream.engine import TorchBackend
 
-        return TorchBackend(_torch_model(model, model_file), device=device, fp16=spec.precision == "fp16")
+        if cuda_graph is None:
+            cuda_graph = torch_device(device).type == "cuda"
+        return TorchBackend(_torch_model(model, model_file), device=device, fp16=spec.precision == "fp16",
+                            cuda_graph=cuda_graph)
     if model_file is None:
         raise PoseStreamError(f"the {spec.name} backend needs a {spec.file_kind} ({spec.option} PATH)")
     if spec.framework == "onnxruntime":

@@ -197,6 +197,11 @@ class TensorRTBackend(Backend):
         return tuple(dims)  # type: ignore[return-value]
 
     @property
+    def batch_range(self) -> tuple[int, int | None]:
+        """The batches the optimization profiles cover together."""
+        return min(p.min[0] for p in self.profiles), max(p.max[0] for p in self.profiles)
+
+    @property
     def cuda_context(self) -> CudaContext:
         """The context this backend runs in, for GPU code that consumes `infer_device` outputs."""
         return self._cuda

@@ -34,6 +34,10 @@ class EstimatorConfig:
         device_outputs: with TensorRT, leave the outputs on the GPU and aggregate them there.
         max_aspect: refuse images whose long side is more than this many times the short side (the short side
             is scaled to input_size, so a 4x4000 strip would become a 128x128000 network input); None: no limit.
+        batch: the most images one `infer_batch` call gets (the pipeline's --batch); a backend whose batch range
+            cannot take them (a TensorRT engine built for smaller batches) is refused when it is opened.
+        cuda_graph: replay the torch network from a CUDA graph per input shape (None: on for the torch backends
+            on CUDA, off elsewhere; True on the CPU is an error).
     """
 
     model: str = "w32_512"
@@ -49,6 +53,8 @@ class EstimatorConfig:
     params: GroupingParams = field(default_factory=GroupingParams)
     device_outputs: bool = True
     max_aspect: float | None = DEFAULT_MAX_ASPECT
+    batch: int = 1
+    cuda_graph: bool | None = None
 
     def __post_init__(self) -> None:
         from pose_stream.devices import check_device_name
@@ -68,6 +74,8 @@ class EstimatorConfig:
         if self.max_aspect is not None and not self.max_aspect >= 1:
             raise PoseStreamError(f"max_aspect must be at least 1 (or None for no limit), got {self.max_aspect}")
         check_device_name(self.device)
+        if not isinstance(self.batch, int) or self.batch < 1:
+            raise PoseStreamError(f"batch must be a whole number >= 1, got {self.batch!r}")
         if self.precision not in ("fp32", "fp16"):
             raise PoseStreamError(f"precision must be fp32 or fp16, got {self.precision!r}")
         spec = self.backend_spec  # validates the backend against the model file
@@ -79,6 +87,13 @@ class EstimatorConfig:
 
             if self.device == "cpu" or not torch.cuda.is_available():
                 raise PoseStreamError("precision fp16 needs a CUDA GPU (the torch backend runs FP32 on the CPU)")
+        if self.cuda_graph:
+            import torch
+
+            if spec.framework != "torch":
+                raise PoseStreamError(f"CUDA graphs are an option of the torch backends, not of {spec.name}")
+            if self.device == "cpu" or not torch.cuda.is_available():
+                raise PoseStreamError("CUDA graphs need a CUDA GPU (--cuda-graph on the CPU); drop --cuda-graph")
 
     @property
     def model_file(self) -> str | os.PathLike | None:

@@ -132,40 +132,65 @@ class BackendPasses:
             raws.append(RawOutputs(tuple(results), p.transform))
         return raws
 
-    def on_device(self, prepared: Prepared, keep: Any) -> RawOutputs:
-        """keep(tensors, slot, stream) -> copies of tensors that survive the next call."""
+    def on_device(self, prepared: Sequence[Prepared], keep: Any) -> list[RawOutputs]:
+        """keep(tensors, slot, stream) -> copies of tensors that survive the next call. Images whose inputs agree
+        in shape share calls, as in `host`; every RawOutputs of one call to this method has the same generation,
+        valid until the next."""
         self._check_thread()
-        calls = [(s, part) for s, batch in enumerate(prepared.inputs)  # (scale index, backend batch)
-                 for part in self.split(batch)]
+        # calls: (scale index, members, backend batch); the images of a group go in one batch, in order
+        calls = []
+        for s in range(len(prepared[0].inputs) if prepared else 0):
+            by_shape: dict[tuple[int, ...], list[int]] = {}
+            for i, p in enumerate(prepared):
+                by_shape.setdefault(p.inputs[s].shape, []).append(i)
+            for members in by_shape.values():
+                batch = np.concatenate([prepared[i].inputs[s] for i in members])
+                calls.extend((s, members, part) for part in self.split(batch))
         self.generation += 1
-        rows: list[list[tuple]] = [[] for _ in prepared.inputs]
+        rows: list[list[list[tuple]]] = [[[] for _ in p.inputs] for p in prepared]  # [image][scale] -> pass rows
         stream = None
-        for n, (s, batch) in enumerate(calls):
+        pending: dict[tuple[int, tuple[int, ...]], list[tuple]] = {}  # rows of a group until every part is in
+        for n, (s, members, batch) in enumerate(calls):
             outputs = self.backend.infer_device(batch)
             stream = outputs.stream
             tensors = tuple(outputs)
             if n < len(calls) - 1:
                 tensors = keep(tensors, n, stream)
-            rows[s].extend(tuple(t.row(r) for t in tensors) for r in range(batch.shape[0]))
-        scales = tuple(ScaleOutputs(tuple(r[0]), tuple(r[1]) if self.flip else None, factor)
-                       for factor, r in zip(prepared.factors, rows))
-        return RawOutputs(scales, prepared.transform, stream=stream, generation=self.generation)
+            group = pending.setdefault((s, tuple(members)), [])
+            passes = prepared[members[0]].inputs[s].shape[0]
+            real = min(batch.shape[0], passes * len(members) - len(group))  # padding rows are not ours
+            group.extend(tuple(t.row(r) for t in tensors) for r in range(real))
+            if len(group) == passes * len(members):
+                for position, i in enumerate(members):
+                    rows[i][s] = group[position * passes:(position + 1) * passes]
+        raws = []
+        for p, per_scale in zip(prepared, rows):
+            scales = tuple(ScaleOutputs(tuple(r[0]), tuple(r[1]) if self.flip else None, factor)
+                           for factor, r in zip(p.factors, per_scale))
+            raws.append(RawOutputs(scales, p.transform, stream=stream, generation=self.generation))
+        return raws
 
     def split(self, batch: np.ndarray) -> list[np.ndarray]:
-        """`batch` cut into the backend's fixed batch size (whole when it takes any size)."""
-        fixed = self.backend.input_shape[0]
-        if fixed is None or fixed == batch.shape[0]:
-            return [batch]
-        if batch.shape[0] % fixed:
-            raise PoseStreamError(f"the backend takes batches of exactly {fixed}, cannot split {batch.shape[0]}")
-        return [batch[i:i + fixed] for i in range(0, batch.shape[0], fixed)]
+        """`batch` in the calls the backend takes: whole when its batch range allows; cut into its largest batch
+        otherwise; a short last part (or a batch below the smallest size) padded with zero images to the
+        smallest size it takes. The caller reads only the rows of its own images."""
+        low, high = self.backend.batch_range
+        step = batch.shape[0] if high is None else high
+        parts = []
+        for start in range(0, batch.shape[0], step):
+            part = batch[start:start + step]
+            if part.shape[0] < low:
+                part = np.concatenate([part, np.zeros((low - part.shape[0], *part.shape[1:]), part.dtype)])
+            parts.append(part)
+        return parts
 
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = batch.shape[0]
         parts = [self.backend.infer(part) for part in self.split(batch)]
         if len(parts) == 1:
             out0, out1 = parts[0]
-            return out0, out1
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            return out0[:rows], out1[:rows]
+        return np.concatenate([p[0] for p in parts])[:rows], np.concatenate([p[1] for p in parts])[:rows]
 
     def _check_thread(self) -> None:
         if self.backend.info.device != "cpu" and threading.get_ident() != self.thread:

@@ -77,10 +77,15 @@ class PoseEstimator:
 
     def infer(self, prepared: Prepared) -> RawOutputs:
         """Run the network (creates the backend on first use, in this thread)."""
+        return self.infer_batch([prepared])[0]
+
+    def infer_batch(self, prepared: Sequence[Prepared]) -> list[RawOutputs]:
+        """Run the network on several images at once: images whose inputs agree in shape (and their flipped
+        passes) share one backend call. With device outputs, aggregate every one of them before the next call."""
         self._ensure_backend()
         if self._device_outputs:
             return self._passes.on_device(prepared, self._aggregation.keep)
-        return self._passes.host([prepared])[0]
+        return self._passes.host(prepared)
 
     def aggregate(self, raw: RawOutputs) -> Aggregated:
         """Aggregate the outputs of all passes and scales into per-joint candidates."""
@@ -102,12 +107,8 @@ class PoseEstimator:
         return self.group(self.aggregate(self.infer(self.prepare(image_bgr))))
 
     def predict_batch(self, images_bgr: Sequence[np.ndarray]) -> list[Poses]:
-        """People in each of several images; images whose inputs agree in shape share backend calls (except
-        with device outputs, which one image at a time keeps on the GPU)."""
-        self._ensure_backend()
-        if self._device_outputs:
-            return [self.predict(image) for image in images_bgr]
-        raws = self._passes.host([self.prepare(image) for image in images_bgr])
+        """People in each of several images; images whose inputs agree in shape share backend calls."""
+        raws = self.infer_batch([self.prepare(image) for image in images_bgr])
         return [self.group(self.aggregate(raw)) for raw in raws]
 
     # -------------------------------------------------------------------------------------- lifecycle
@@ -143,6 +144,7 @@ class PoseEstimator:
                     f"the network has {backend.num_joints} joints but model '{config.model}' has "
                     f"{self.joint_set.num_joints} ({self.joint_set.name}); pass the matching model="
                 )
+            self._check_batch_range(backend)
             self._backend = backend
             self._passes = BackendPasses(backend, config.flip)
             log.info("backend: %s", backend.info)
@@ -153,4 +155,21 @@ class PoseEstimator:
     def _create_backend(self):
         from pose_stream.engine.registry import open_backend
 
-        return open_backend(self.spec, self.config.model_file, model=self.config.model, device=self.config.device)
+        config = self.config
+        return open_backend(self.spec, config.model_file, model=config.model, device=config.device,
+                            cuda_graph=config.cuda_graph)
+
+    def _check_batch_range(self, backend) -> None:
+        """With batching asked for (batch > 1), a backend with a batch limit must take the whole batch of frames
+        (and their flipped copies) in one call; closes it and raises otherwise. Without, a frame's passes are
+        split into the calls the backend takes, as ever."""
+        low, high = backend.batch_range
+        passes = 2 if self.config.flip else 1
+        needed = self.config.batch * passes
+        if self.config.batch > 1 and high is not None and high < needed:
+            backend.close()
+            flip = " with the flip test, 2 a frame" if self.config.flip else ""
+            raise PoseStreamError(
+                f"--batch {self.config.batch} needs {needed} network inputs in one call{flip}, but the "
+                f"{backend.info.name} model takes batches of {low} to {high}: rebuild it with "
+                f"`pose-stream build-engine --batch {passes}-{needed}`, or lower --batch")

@@ -65,7 +65,7 @@ def export_onnx(
     path: str | os.PathLike,
     input_hw: tuple[int, int] = (512, 960),
     batch: int = 1,
-    dynamic: bool = False,
+    dynamic: bool | str = "batch",
     *,
     opset: int = 17,
     verify: bool = True,
@@ -77,7 +77,9 @@ def export_onnx(
         model: a HigherHRNet (any module with the same two outputs).
         input_hw: (H, W) of the example input, both multiples of 32.
         batch: N of the example input.
-        dynamic: make batch, height and width dynamic dimensions.
+        dynamic: which dimensions are dynamic: "batch" (the default: the pipeline batches frames from several
+            cameras, and TensorRT engines are built for a batch range), True (batch, height and width) or False
+            (none: a fully static model).
         verify: compare ONNX Runtime with PyTorch on a random input; raise ExportError above 1e-4 relative.
         progress: called with a short message before each step.
     Returns:
@@ -100,6 +102,9 @@ def export_onnx(
         OUTPUT_NAMES[0]: {0: "batch", 2: "height_4", 3: "width_4"},  # 1/4 of the input
         OUTPUT_NAMES[1]: {0: "batch", 2: "height_2", 3: "width_2"},  # 1/2 of the input
     }
+    if dynamic == "batch":
+        axes = {0: "batch"}
+        out_axes = {name: {0: "batch"} for name in out_axes}
     dynamic_axes = {INPUT_NAME: axes, **out_axes} if dynamic else None
     # Written next to the target and renamed, so an interrupted export never leaves a half-written model.
     with atomic_path(path) as tmp:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -137,6 +138,53 @@ class FrameMux:
         """Make waiting threads re-check stop/abort now."""
         with self._cond:
             self._cond.notify_all()
+
+    def get_batch(self, size: int, wait: float) -> list[Frame] | Any:
+        """Up to `size` frames, round robin across sources (one per source per round, so no camera starves):
+        as soon as `size` are waiting, or `wait` seconds after the oldest of them was captured, or when the
+        sources have ended or stop is set (what was captured is still returned). END when nothing is left;
+        Aborted when `abort` is set. With size 1 this is `get`."""
+        batch: list[Frame] = []
+        deadline = None
+        with self._cond:
+            while True:
+                if self._abort.is_set():
+                    raise Aborted
+                while len(batch) < size and self._take_round(batch, size):
+                    pass
+                if batch and deadline is None:
+                    # `wait` counts from when the oldest frame of the batch was captured: a pipeline that is
+                    # behind does not wait at all.
+                    deadline = min(f.captured_at for f in batch) + wait
+                finished = all(self._ended) or self._stop.is_set() or (
+                    self._limit is not None and self.delivered >= self._limit)
+                if len(batch) >= size or (batch and (finished or time.monotonic() >= deadline)):
+                    return batch
+                if finished:
+                    if self._limit is not None and self.delivered >= self._limit:
+                        self._stop.set()
+                        self._cond.notify_all()
+                    return END
+                timeout = POLL_SECONDS if deadline is None else min(POLL_SECONDS, max(0.0, deadline - time.monotonic()))
+                self._cond.wait(timeout)
+
+    def _take_round(self, batch: list[Frame], size: int) -> bool:
+        """One round robin pass over the sources, appending to `batch`; False when no source had a frame."""
+        took = False
+        count = len(self._buffers)
+        start = self._next
+        for k in range(count):
+            if len(batch) >= size or (self._limit is not None and self.delivered >= self._limit):
+                break
+            i = (start + k) % count
+            if self._buffers[i]:
+                batch.append(self._buffers[i].popleft())
+                self._next = (i + 1) % count
+                self.delivered += 1
+                took = True
+        if took:
+            self._cond.notify_all()
+        return took
 
     def get(self) -> Frame | Any:
         with self._cond:

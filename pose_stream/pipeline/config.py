@@ -22,6 +22,10 @@ class PipelineConfig:
             uses the backend's CUDA context) instead of a thread of its own. An estimator with a true
             `aggregate_in_infer_thread` attribute (PoseEstimator with TensorRT device outputs) gets this anyway.
         overlay: write FPS, latency and source state on rendered frames.
+        batch: frames the inference stage gathers, round robin across sources, into one network call (with
+            their flipped copies): it runs as soon as `batch` frames wait, or `batch_wait` seconds after the
+            oldest of them was captured, whichever comes first.
+        batch_wait: seconds, see `batch`.
     """
 
     max_frames: int | None = None
@@ -31,6 +35,8 @@ class PipelineConfig:
     join_timeout: float | None = None
     aggregate_in_infer_thread: bool = False
     overlay: bool = True
+    batch: int = 1
+    batch_wait: float = 0.01
 
     def __post_init__(self) -> None:
         if self.max_frames is not None and self.max_frames < 1:
@@ -39,6 +45,8 @@ class PipelineConfig:
             raise ValueError("queue_size and file_buffer must be at least 1")
         if self.drain_timeout < 0 or (self.join_timeout is not None and self.join_timeout <= 0):
             raise ValueError("drain_timeout must be >= 0 and join_timeout > 0 (or None)")
+        if self.batch < 1 or not 0 <= self.batch_wait < float("inf"):
+            raise ValueError("batch must be at least 1 and batch_wait a finite number of seconds >= 0")
 
 
 class PipelineError(PoseStreamError):

@@ -233,28 +233,36 @@ class Pipeline:
         estimator = self.estimator
         fused = self._aggregates_in_infer_thread
         announced = False
+        infer_batch = getattr(estimator, "infer_batch", None) or (lambda items: [estimator.infer(p) for p in items])
         try:
             while True:
-                frame = self.mux.get()
-                if frame is END:
+                frames = self.mux.get_batch(self.config.batch, self.config.batch_wait)
+                if frames is END:
                     break
-                work = Work(frame)
+                works = [Work(frame) for frame in frames]
                 t0 = time.perf_counter()
-                prepared = estimator.prepare(frame.image)
+                prepared = [estimator.prepare(frame.image) for frame in frames]
                 t1 = time.perf_counter()
-                work.payload = estimator.infer(prepared)
+                raws = infer_batch(prepared)
                 t2 = time.perf_counter()
-                work.timings["prepare"], work.timings["infer"] = t1 - t0, t2 - t1
+                self.stats.record_batch(len(frames), t2 - t1)
+                for work, raw in zip(works, raws):
+                    # per frame: its share of the batch (the batch's own time is in stats.batches)
+                    work.payload = raw
+                    work.timings["prepare"], work.timings["infer"] = (t1 - t0) / len(frames), (t2 - t1) / len(frames)
                 if not announced:
                     announced = True
                     info = getattr(estimator, "backend_info", None)
                     self.stats.backend = "" if info is None else str(info)
                     if self._on_backend_ready is not None:
                         self._on_backend_ready(info)
-                if fused:
-                    work.payload = estimator.aggregate(work.payload)
-                    work.timings["aggregate"] = time.perf_counter() - t2
-                self._inferred.put(work)
+                if fused:  # every frame's GPU outputs are read before the next batch overwrites them
+                    for work in works:
+                        t3 = time.perf_counter()
+                        work.payload = estimator.aggregate(work.payload)
+                        work.timings["aggregate"] = time.perf_counter() - t3
+                for work in works:
+                    self._inferred.put(work)
         except Aborted:
             pass
         except BaseException as exc:  # noqa: BLE001 - recorded; run() raises it

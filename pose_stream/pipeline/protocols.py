@@ -25,7 +25,9 @@ class StageEstimator(Protocol):
         """uint8 BGR (H, W, 3) -> network inputs (all scales and the flip) and the image transform."""
 
     def infer(self, prepared: Any) -> Any:
-        """Run the network on prepared inputs -> raw outputs."""
+        """Run the network on prepared inputs -> raw outputs. An estimator may also have
+        `infer_batch(list of prepared) -> list of raw outputs`, which the pipeline uses for batches of frames
+        (otherwise it calls `infer` once per frame)."""
 
     def aggregate(self, raw: Any) -> Any:
         """Raw outputs -> aggregated heatmaps, tags and joint candidates."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import resource
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,6 +65,14 @@ class PipelineStats:
         self.source_status: list[dict[str, Any]] = []
         self.input_drops = [0] * len(source_ids)
         self.discarded = 0  # frames abandoned in flight when a stop ran out of drain time
+        self.source_latency = [RollingSamples() for _ in source_ids]
+        self.batch_sizes: Counter[int] = Counter()  # written by the inference thread
+        self.batch_seconds = RollingSamples()
+
+    def record_batch(self, size: int, seconds: float) -> None:
+        """One network call of the inference stage: how many frames it held and how long it took."""
+        self.batch_sizes[size] += 1
+        self.batch_seconds.add(seconds)
 
     def record(self, source_index: int, latency: float, timings: dict[str, float], people: int) -> None:
         now = time.monotonic()
@@ -76,6 +84,7 @@ class PipelineStats:
         self.people += people
         self.frames_per_source[source_index] += 1
         self.latency.add(latency)
+        self.source_latency[source_index].add(latency)
         for name, seconds in timings.items():
             if name in self.stage_seconds:
                 self.stage_seconds[name].add(seconds)
@@ -110,13 +119,24 @@ class PipelineStats:
                 for name, s in self.stage_seconds.items() if s.count
             },
             "sources": [
-                {**status, "frames_processed": n, "frames_dropped": drops}
-                for status, n, drops in zip(self.source_status, self.frames_per_source, self.input_drops)
+                {**status, "frames_processed": n, "frames_dropped": drops,
+                 "latency_ms": dict(zip(("p50", "p99"), (_ms(v) for v in latency.percentiles((50, 99)))))}
+                for status, n, drops, latency in zip(self.source_status, self.frames_per_source, self.input_drops,
+                                                     self.source_latency)
             ],
+            "batches": self._batches(),
             "queues": [vars(q).copy() for q in self.queues],
             "discarded_in_flight": self.discarded,
             "backend": self.backend,
         }
+
+    def _batches(self) -> dict[str, Any]:
+        sizes = dict(sorted(self.batch_sizes.items()))
+        calls = sum(sizes.values())
+        p50, p99 = self.batch_seconds.percentiles((50, 99))
+        return {"calls": calls, "sizes": {str(k): v for k, v in sizes.items()},
+                "mean_size": round(sum(k * v for k, v in sizes.items()) / calls, 3) if calls else None,
+                "ms": {"p50": _ms(p50), "p99": _ms(p99)}}
 
     def format_summary(self, stages: bool = False) -> str:
         """A few lines for people: frames, FPS, latency percentiles, drops, reconnects (and stage timings)."""
@@ -130,9 +150,16 @@ class PipelineStats:
         ]
         for s in d["sources"]:
             skipped = f", skipped {s['skipped']} unreadable" if s.get("skipped") else ""
+            latency = s["latency_ms"]
             lines.append(f"  source {s['source']}: {s['state']}, read {s['frames_read']}, processed "
                          f"{s['frames_processed']}, dropped {s['frames_dropped']}{skipped}, reconnects "
-                         f"{s['reconnects']}, stalls {s['stalls']}")
+                         f"{s['reconnects']}, stalls {s['stalls']}, latency p50 {_fmt(latency['p50'], '.0f')} ms "
+                         f"p99 {_fmt(latency['p99'], '.0f')} ms")
+        batches = d["batches"]
+        if batches["calls"] and set(self.batch_sizes) != {1}:
+            lines.append(f"  batches: {batches['calls']} network calls, {batches['mean_size']:.2f} frames each "
+                         f"(sizes {', '.join(f'{k}: {v}' for k, v in batches['sizes'].items())}), "
+                         f"{_fmt(batches['ms']['p50'], '.0f')} ms p50 a call")
         if self.discarded:
             lines.append(f"  {self.discarded} frame(s) in flight were abandoned when stopping")
         if stages:

@@ -42,7 +42,7 @@ def test_dynamic_model_matches_torch_at_several_sizes(w32_model, w32_dynamic_onn
 
 def test_fixed_export_has_static_shapes(tmp_path, tiny_model):
     model = tiny_model
-    report = export_onnx(model, tmp_path / "fixed.onnx", input_hw=(64, 96), batch=2)
+    report = export_onnx(model, tmp_path / "fixed.onnx", input_hw=(64, 96), batch=2, dynamic=False)
     assert report.inputs == {"input": [2, 3, 64, 96]}
     assert report.outputs == {"out0": [2, 34, 16, 24], "out1": [2, 17, 32, 48]}
     x = np.random.default_rng().standard_normal((2, 3, 64, 96)).astype(np.float32)
@@ -81,3 +81,12 @@ def test_compare_outputs_relative_error():
     got = [np.array([[2.0, -4.2]]), np.array([1.0])]
     max_abs, rel = compare_outputs(got, expected)
     assert max_abs == pytest.approx(0.2) and rel == pytest.approx(0.05)
+
+
+def test_the_default_export_has_a_dynamic_batch_for_the_batching_pipeline(tmp_path, tiny_model):
+    report = export_onnx(tiny_model, tmp_path / "default.onnx", input_hw=(64, 96))
+    assert report.inputs["input"][1:] == [3, 64, 96] and not isinstance(report.inputs["input"][0], int)
+    for batch in (1, 6):
+        x = np.random.default_rng(batch).standard_normal((batch, 3, 64, 96)).astype(np.float32)
+        _, rel = compare_outputs(_run(report.path, x), _torch(tiny_model, x))
+        assert rel <= 1e-4

@@ -109,6 +109,9 @@ def test_a_model_file_for_another_backend_is_an_error(tmp_path, dummy_model):
     (["--max-frames", "0"], ["--max-frames", ">= 1"]),
     (["--max-aspect", "0.5"], ["--max-aspect", ">= 1"]),
     (["--device", "tpu"], ["--device", "'tpu'", "auto, cpu, cuda or cuda:N"]),
+    (["--batch", "0"], ["--batch", ">= 1"]),
+    (["--batch-wait", "-1"], ["--batch-wait", ">= 0"]),
+    (["--batch-wait", "nan"], ["--batch-wait", "finite"]),
 ])
 def test_bad_numbers_and_devices_are_one_line(tmp_path, dummy_model, argv, fragments):
     proc = run_cli("--source", "demo", *argv)
@@ -241,3 +244,8 @@ def test_a_signal_while_starting_up_is_a_clean_stop(tmp_path, sig):
         proc.kill()
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "wrote" not in out
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_graphs_on_the_cpu_are_one_line():
+    assert_one_line_error(run_cli("--source", "demo", "--cuda-graph", "--device", "cpu"), "CUDA graphs need a CUDA GPU")

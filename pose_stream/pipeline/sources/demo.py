@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -36,17 +37,26 @@ FrameFactory = Callable[[int, tuple[int, int]], Iterator[np.ndarray]]
 
 
 class GeneratedSource(Source):
-    """A finite clip produced in memory (the demo, benchmarks); every frame is processed, in order."""
+    """A finite clip produced in memory (the demo, benchmarks).
 
-    live = False
+    Unpaced (the default) it is a file: frames as fast as they are taken, every one processed, in order.
+    `paced` makes it a camera: frame i is delivered at start + i / fps (sleeping until then, never catching up
+    by bursts), and the pipeline keeps only the newest frame, dropping and counting the ones inference was too
+    slow for (`live` is True).
+    """
 
     def __init__(self, num_frames: int = DEMO_FRAMES, size: tuple[int, int] = DEMO_SIZE,
-                 source_id: str = "demo", fps: float = DEMO_FPS, frames: FrameFactory = demo_frames) -> None:
+                 source_id: str = "demo", fps: float = DEMO_FPS, frames: FrameFactory = demo_frames,
+                 paced: bool = False) -> None:
         super().__init__(source_id)
+        if paced and not fps > 0:
+            raise ValueError("a paced source needs a positive frame rate")
         self._frames = frames
         self.num_frames = num_frames
         self.size = size
         self._fps = fps
+        self.paced = paced
+        self.live = paced
 
     @property
     def fps(self) -> float | None:
@@ -59,8 +69,11 @@ class GeneratedSource(Source):
     def images(self, stop: threading.Event) -> Iterator[CapturedImage]:
         self.status.set_state(SourceState.STREAMING)
         frames = self._frames(self.num_frames, self.size)
+        start = time.monotonic()
         try:
             for index, image in enumerate(frames):
+                if self.paced:
+                    stop.wait(max(0.0, start + index / self._fps - time.monotonic()))
                 if stop.is_set():
                     return
                 self.status.frame_read()
