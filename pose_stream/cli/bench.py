@@ -6,7 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from pose_stream.cli.arguments import device_name
+from pose_stream.cli.arguments import device_name, non_negative_float, positive_float, positive_int
 from pose_stream.cli.model_args import add_model_arguments
 from pose_stream.devices import DEVICE_CHOICES
 from pose_stream.engine.registry import BACKEND_NAMES
@@ -58,6 +58,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (the torch backend and the baseline) "
                    "and the Numba decoding (0: their default); ONNX Runtime keeps its default, as in PoseEstimator")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated clip and random weights")
+    g = p.add_argument_group("many cameras (--streams)", "N paced camera-like sources at once through the pipeline, "
+                             "batch 1 and batched; replaces the sweep above")
+    g.add_argument("--streams", metavar="N,N,...", help="comma-separated stream counts, e.g. 1,4,16")
+    g.add_argument("--stream-fps", type=positive_float, default=25.0, help="frame rate of each stream (default: %(default)g)")
+    g.add_argument("--seconds", type=positive_float, default=20.0, help="timed seconds per run (default: %(default)g)")
+    g.add_argument("--stream-warmup", type=non_negative_float, default=5.0,
+                   help="seconds left out at the start of each run (default: %(default)g)")
+    g.add_argument("--max-batch", type=positive_int, default=16,
+                   help="largest batch of the batched runs (default: %(default)s)")
+    g.add_argument("--batch-wait", type=non_negative_float, default=10.0, metavar="MS",
+                   help="how long a partial batch waits for its oldest frame (default: %(default)g)")
     p.add_argument("--output-dir", default=".", help="where the JSON and PNG go (default: the current folder)")
     p.add_argument("--name", default="pose-stream-bench", help="file name stem of the JSON and PNG (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -96,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.output_dir)
     if not out_dir.is_dir():
         raise PoseStreamError(f"--output-dir {out_dir} is not a folder")
+    if args.streams:
+        return run_streams_command(args, out_dir)
     if args.video and not Path(args.video).is_file():
         raise PoseStreamError(f"video not found: {args.video}")
     config = build_config(args)
@@ -108,4 +121,40 @@ def run(args: argparse.Namespace) -> int:
     json_path = report.write_json(out_dir / f"{args.name}.json")
     png_path = report.plot(out_dir / f"{args.name}.png")
     print(f"wrote {json_path} and {png_path}", file=sys.stderr)
+    return 0
+
+
+def run_streams_command(args: argparse.Namespace, out_dir: Path) -> int:
+    """`bench --streams`: many paced cameras through the pipeline, batch 1 and batched."""
+    from pose_stream.benchmarking import streams
+    from pose_stream.benchmarking.environment import collect_environment
+    from pose_stream.estimator import EstimatorConfig, PoseEstimator
+    from pose_stream.pipeline.sources.demo import demo_frames
+
+    counts = parse_int_list(args.streams, "--streams")
+    config = streams.StreamsConfig(streams=counts, fps=args.stream_fps, seconds=args.seconds,
+                                   warmup=args.stream_warmup, max_batch=args.max_batch,
+                                   batch_wait=args.batch_wait / 1000.0)
+    backends = [name.strip() for name in args.backend.split(",") if name.strip()]
+    backend = "auto" if backends in ([], ["all"]) else backends[0]
+    if len(backends) > 1:
+        raise PoseStreamError("--streams measures one backend at a time: give one --backend")
+    size = parse_input_sizes(args.input_size)[0]
+    base = EstimatorConfig(model=args.model, weights=args.weights, onnx=args.onnx, engine=args.engine,
+                           backend=backend, input_size=size, flip=args.flip != "off", device=args.device)
+    frames = list(demo_frames(8, config.size))
+
+    def make(batch: int) -> PoseEstimator:
+        return PoseEstimator(base, batch=batch)
+
+    command = mask_credentials("pose-stream " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    report = (lambda message: print(f"bench: {message}", file=sys.stderr, flush=True)) if not args.no_progress \
+        else None
+    rows = streams.run_streams(make, frames, config, progress=report)
+    title = (f"{args.model} ({base.backend_spec.name}), input {size}, flip {'on' if base.flip else 'off'}, "
+             f"{config.fps:g} fps a stream")
+    print(streams.markdown(rows, title))
+    json_path = streams.write_json(rows, config, collect_environment(), command, out_dir / f"{args.name}.json")
+    png_path = streams.plot(rows, out_dir / f"{args.name}.png", title)
+    print(f"wrote {json_path}" + (f" and {png_path}" if png_path else ""), file=sys.stderr)
     return 0

@@ -8,8 +8,9 @@ One kernel path (`kernels.aggregate_cuda.CudaAggregator`), two kinds of input:
   owned here (`keep`), queued on the backend's stream behind the network.
 
 CUDA context: given the TensorRT backend's `CudaContext`, everything runs in it, in the backend's thread (the
-context enforces that). Without one, this class retains the device's primary context itself and pushes it
-around each call, from whichever thread calls.
+context enforces that). Without one, with pycuda, this class retains the device's primary context itself and
+pushes it around each call, from whichever thread calls. With CuPy (where pycuda is not installed, as beside
+PyTorch on CUDA) everything runs in the device's primary context, which PyTorch and CuPy share and keep current.
 """
 from __future__ import annotations
 
@@ -46,13 +47,17 @@ class GpuAggregation:
     Raises PoseStreamError when the kernels cannot be compiled here (pycuda compiles with nvcc at run time).
     """
 
-    def __init__(self, joint_set: JointSet, params: GroupingParams, context: Any = None, device: int = 0) -> None:
+    def __init__(self, joint_set: JointSet, params: GroupingParams, context: Any = None, device: int = 0,
+                 driver: str = "pycuda") -> None:
         from pose_stream.decoding.aggregate_cuda import compile_kernels
 
-        self._cuda = require("pycuda.driver", "the CUDA aggregation")
+        if driver not in ("pycuda", "cupy"):
+            raise PoseStreamError(f"unknown CUDA driver {driver!r}; choose pycuda or cupy")
+        self.driver = driver
+        self._cuda = require("pycuda.driver", "the CUDA aggregation") if driver == "pycuda" else _CupyMemory()
         self._shared = context
         self._primary = None
-        if context is None:
+        if context is None and driver == "pycuda":
             self._cuda.init()
             self._primary = self._cuda.Device(device).retain_primary_context()
         self._joint_set = joint_set
@@ -63,13 +68,16 @@ class GpuAggregation:
         self._closed = False
         try:
             with self._active():
-                compile_kernels()
+                compile_kernels(driver)
         except BaseException:
             self.close()
             raise
 
     @contextlib.contextmanager
     def _active(self) -> Iterator[None]:
+        if self.driver == "cupy":  # the primary context, current already
+            yield
+            return
         if self._shared is not None:
             with self._shared.active():
                 yield
@@ -172,5 +180,39 @@ class GpuAggregation:
         if key not in self._aggregators:
             self._aggregators[key] = CudaAggregator(
                 k, (h, w), shapes, self._joint_set.flip_index if flip else None, self._params.max_people, NMS_KERNEL,
+                driver=self.driver,
             )
         return self._aggregators[key]
+
+
+class _CupyAllocation:
+    """A device buffer from CuPy's runtime, shaped like pycuda's DeviceAllocation (int(), free())."""
+
+    def __init__(self, runtime: Any, nbytes: int) -> None:
+        self._runtime = runtime
+        self._ptr = int(runtime.malloc(max(nbytes, 1)))
+
+    def __int__(self) -> int:
+        return self._ptr
+
+    def free(self) -> None:
+        if self._ptr:
+            self._runtime.free(self._ptr)
+            self._ptr = 0
+
+
+class _CupyMemory:
+    """The few pycuda.driver calls GpuAggregation makes, through CuPy's runtime (primary context)."""
+
+    def __init__(self) -> None:
+        self._runtime = require("cupy", "the CUDA aggregation through CuPy").cuda.runtime
+
+    def mem_alloc(self, nbytes: int) -> _CupyAllocation:
+        return _CupyAllocation(self._runtime, nbytes)
+
+    def memcpy_htod(self, ptr: int, host: np.ndarray) -> None:
+        self._runtime.memcpy(int(ptr), host.ctypes.data, host.nbytes, self._runtime.memcpyHostToDevice)
+
+    def memcpy_dtod_async(self, dst: int, src: int, nbytes: int, stream: Any) -> None:
+        handle = int(getattr(stream, "handle", stream) or 0)
+        self._runtime.memcpyAsync(int(dst), int(src), nbytes, self._runtime.memcpyDeviceToDevice, handle)

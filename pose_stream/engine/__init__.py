@@ -4,17 +4,16 @@ decoding/, pipeline/ or train/.
 """
 from __future__ import annotations
 
-from pose_stream.engine.base import Backend, BackendInfo
+from pose_stream.engine.base import Backend, BackendInfo, DeviceOutputs, DeviceTensor
 
 __all__ = [
-    "Backend", "BackendInfo", "BuildResult", "CudaContext", "DeviceOutputs", "OnnxRuntimeBackend", "ShapeProfile",
-    "TensorRTBackend", "TorchBackend", "build_engine",
+    "Backend", "BackendInfo", "BuildResult", "CudaContext", "DeviceOutputs", "DeviceTensor", "OnnxRuntimeBackend",
+    "ShapeProfile", "TensorRTBackend", "TorchBackend", "build_engine",
 ]
 
 # TensorRT side: none of these import tensorrt or pycuda until they are used.
 _TENSORRT_NAMES = {
     "TensorRTBackend": "pose_stream.engine.tensorrt_backend",
-    "DeviceOutputs": "pose_stream.engine.tensorrt_backend",
     "build_engine": "pose_stream.engine.builder",
     "BuildResult": "pose_stream.engine.builder",
     "ShapeProfile": "pose_stream.engine.profiles",

@@ -6,8 +6,10 @@ infer(batch float32 (N, 3, H, W)) -> [out0 float32 (N, 2K, H/4, W/4), out1 float
 from __future__ import annotations
 
 import abc
+import math
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +28,53 @@ class BackendInfo:
     def __str__(self) -> str:
         extra = f", {self.detail}" if self.detail else ""
         return f"{self.name} on {self.device} ({self.precision}{extra})"
+
+
+@dataclass(frozen=True)
+class DeviceTensor:
+    """A contiguous tensor in GPU memory; `pointer` is its device address (CUdeviceptr) as an int."""
+
+    name: str
+    pointer: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    owner: Any = None  # what keeps the memory alive (a torch tensor), if the tensor does not own it
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
+
+    def row(self, index: int) -> "DeviceTensor":
+        """Batch row `index` as a tensor of batch 1 in the same memory (no copy)."""
+        if not 0 <= index < self.shape[0]:
+            raise IndexError(f"row {index} of a batch of {self.shape[0]}")
+        row_bytes = self.nbytes // self.shape[0]
+        return DeviceTensor(self.name, self.pointer + index * row_bytes, (1, *self.shape[1:]), self.dtype,
+                            self.owner)
+
+
+@dataclass(frozen=True)
+class DeviceOutputs:
+    """[out0, out1] left on the GPU by a backend's `infer_device` (TensorRT, torch on CUDA).
+
+    They are written by work queued on `stream` (a pycuda Stream, or a raw stream handle): queue the consumer
+    on the same stream (for TensorRT inside `context.active()`). They stay valid until the backend's next infer
+    call or close.
+    """
+
+    tensors: tuple[DeviceTensor, ...]
+    stream: Any
+    context: Any = None  # the CudaContext they live in; None: the device's primary context, current already
+
+    @property
+    def stream_handle(self) -> int:
+        return int(getattr(self.stream, "handle", self.stream))
+
+    def __getitem__(self, index: int) -> DeviceTensor:
+        return self.tensors[index]
+
+    def __len__(self) -> int:
+        return len(self.tensors)
 
 
 class Backend(abc.ABC):

@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pose_stream.engine.base import Backend, BackendInfo
+from pose_stream.engine.base import Backend, BackendInfo, DeviceOutputs, DeviceTensor
 from pose_stream.engine.cuda_context import CudaContext, wait_for_event, wait_for_stream
 from pose_stream.engine.engine_cache import check_engine_compatibility, read_sidecar
 from pose_stream.engine.profiles import ShapeProfile
@@ -26,50 +25,6 @@ from pose_stream.errors import PoseStreamError
 from pose_stream.export import OUTPUT_NAMES
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DeviceTensor:
-    """A contiguous tensor in GPU memory; `pointer` is its device address (CUdeviceptr) as an int."""
-
-    name: str
-    pointer: int
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-    @property
-    def nbytes(self) -> int:
-        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
-
-    def row(self, index: int) -> "DeviceTensor":
-        """Batch row `index` as a tensor of batch 1 in the same memory (no copy)."""
-        if not 0 <= index < self.shape[0]:
-            raise IndexError(f"row {index} of a batch of {self.shape[0]}")
-        row_bytes = self.nbytes // self.shape[0]
-        return DeviceTensor(self.name, self.pointer + index * row_bytes, (1, *self.shape[1:]), self.dtype)
-
-
-@dataclass(frozen=True)
-class DeviceOutputs:
-    """[out0, out1] left on the GPU by `TensorRTBackend.infer_device`.
-
-    They are written by work queued on `stream` (a pycuda Stream): queue the consumer on the same
-    stream, inside `context.active()`. They stay valid until the backend's next infer call or close.
-    """
-
-    tensors: tuple[DeviceTensor, ...]
-    stream: Any
-    context: CudaContext
-
-    @property
-    def stream_handle(self) -> int:
-        return int(self.stream.handle)
-
-    def __getitem__(self, index: int) -> DeviceTensor:
-        return self.tensors[index]
-
-    def __len__(self) -> int:
-        return len(self.tensors)
 
 
 class TensorRTBackend(Backend):

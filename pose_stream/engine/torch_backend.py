@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
 from torch import nn
 
-from pose_stream.engine.base import Backend, BackendInfo
+from pose_stream.engine.base import Backend, BackendInfo, DeviceOutputs, DeviceTensor
 from pose_stream.devices import torch_device
 from pose_stream.errors import PoseStreamError
 
@@ -60,6 +61,7 @@ class TorchBackend(Backend):
         self.num_joints = int(self.model.final_layers[1].out_channels)
         self.cuda_graph = cuda_graph
         self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, list[torch.Tensor]]] = {}
+        self._pinned: dict[tuple[int, ...], tuple[torch.Tensor, Any]] = {}
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         where = f"{self.device} ({name})" if self.device.type == "cuda" else "cpu"
         self.info = BackendInfo("torch", where, "fp16" if fp16 else "fp32", "cuda graph" if cuda_graph else "")
@@ -72,13 +74,26 @@ class TorchBackend(Backend):
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
         return [t.float().cpu().numpy() for t in self.infer_tensors(batch)]
 
+    def infer_device(self, batch: np.ndarray | torch.Tensor) -> DeviceOutputs:
+        """The outputs left on the GPU as float32 DeviceTensors (each holds its torch tensor), written by work
+        queued on the device's current stream: the CUDA aggregation reads them there (CUDA only)."""
+        if self.device.type != "cuda":
+            raise PoseStreamError("device outputs need the torch backend on CUDA")
+        outputs = [t.float().contiguous() for t in self.infer_tensors(batch)]
+        tensors = tuple(DeviceTensor(name, t.data_ptr(), tuple(t.shape), np.dtype(np.float32), owner=t)
+                        for name, t in zip(("out0", "out1"), outputs))
+        return DeviceOutputs(tensors, torch.cuda.current_stream(self.device).cuda_stream)
+
     def infer_tensors(self, batch: np.ndarray | torch.Tensor) -> list[torch.Tensor]:
         """Like infer, but returns the outputs as tensors on the backend's device (no host copy)."""
         if self._closed:
             raise PoseStreamError("the torch backend is closed")
+        uploaded = None
         if isinstance(batch, np.ndarray):
-            batch = torch.from_numpy(self.check_input(batch))
+            batch, uploaded = self._staged(self.check_input(batch))
         x = batch.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=self.memory_format)
+        if uploaded is not None:
+            uploaded.record(torch.cuda.current_stream(self.device))  # the staging buffer is free after this
         exact = ieee_fp32_convolutions() if self.device.type == "cuda" and self.dtype == torch.float32 else nullcontext()
         with torch.inference_mode(), exact:
             if self.cuda_graph:
@@ -105,7 +120,23 @@ class TorchBackend(Backend):
         graph.replay()
         return [t.clone() for t in static_out]
 
+    def _staged(self, batch: np.ndarray) -> tuple[torch.Tensor, Any]:
+        """On CUDA, the batch in a pinned (page-locked) host buffer, so that its upload is asynchronous, and the
+        event to record once the upload is queued; the buffer of each shape is reused once its previous upload
+        has finished. On the CPU, the batch itself and None."""
+        if self.device.type != "cuda":
+            return torch.from_numpy(batch), None
+        staging = self._pinned.get(batch.shape)
+        if staging is None:
+            staging = self._pinned[batch.shape] = (torch.empty(batch.shape, dtype=torch.float32).pin_memory(),
+                                                   torch.cuda.Event())
+        buffer, uploaded = staging
+        uploaded.synchronize()  # returns at once for an event never recorded
+        buffer.numpy()[...] = batch
+        return buffer, uploaded
+
     def close(self) -> None:
         if not self._closed:
+            self._pinned.clear()
             self._graphs.clear()
             self._closed = True

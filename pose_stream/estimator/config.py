@@ -31,7 +31,8 @@ class EstimatorConfig:
         device: "auto", "cpu", "cuda" or "cuda:N" (torch backends; "cpu" also keeps ONNX Runtime on the CPU).
         precision: "fp32", or "fp16" for the torch backend on CUDA (the same as backend "torch-fp16").
         params: grouping settings.
-        device_outputs: with TensorRT, leave the outputs on the GPU and aggregate them there.
+        device_outputs: leave the outputs on the GPU and aggregate them there (TensorRT; torch on CUDA with
+            pycuda or CuPy installed): only the candidates (a few KB) cross to the host.
         max_aspect: refuse images whose long side is more than this many times the short side (the short side
             is scaled to input_size, so a 4x4000 strip would become a 128x128000 network input); None: no limit.
         batch: the most images one `infer_batch` call gets (the pipeline's --batch); a backend whose batch range

@@ -16,7 +16,7 @@ import numpy as np
 
 from pose_stream.decoding.decoder import Aggregated, Decoder
 from pose_stream.errors import PoseStreamError
-from pose_stream.estimator.aggregation import Aggregation
+from pose_stream.estimator.aggregation import Aggregation, keeps_outputs_on_device
 from pose_stream.estimator.config import EstimatorConfig
 from pose_stream.estimator.passes import BackendPasses, InputMaker, Prepared, RawOutputs
 from pose_stream.joints import JointSet
@@ -51,7 +51,7 @@ class PoseEstimator:
         self._aggregation = Aggregation(self._decoder)
         self._backend: Any = None
         self._passes: BackendPasses | None = None
-        self._device_outputs = config.device_outputs and self.spec.framework == "tensorrt"
+        self._device_outputs = config.device_outputs and keeps_outputs_on_device(self.spec.framework, config.device)
         self._closed = False
         if eager:
             self._ensure_backend()
