@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from pose_stream.errors import PoseStreamError
 from pose_stream.input_size import MULTIPLE
 
 
@@ -77,6 +78,10 @@ class DeviceOutputs:
         return len(self.tensors)
 
 
+class InputShapeError(PoseStreamError, ValueError):
+    """A batch the backend's model cannot take (its fixed batch, height or width differ)."""
+
+
 class Backend(abc.ABC):
     """A loaded network: `infer` maps a preprocessed batch to the two raw HigherHRNet outputs.
 
@@ -125,5 +130,9 @@ class Backend(abc.ABC):
             raise ValueError(f"input height and width must be multiples of {MULTIPLE}, got {batch.shape[2:]}")
         for got, want, label in zip(batch.shape, self.input_shape, "NCHW"):
             if want is not None and got != want:
-                raise ValueError(f"{self.info.name} backend expects {label}={want}, got {got} (shape {batch.shape})")
+                fixed = "x".join("any" if d is None else str(d) for d in self.input_shape)
+                hint = ("give --input-size HxW of the model's size, or export it with --dynamic" if label in "HW"
+                        else "export it again (pose-stream export makes the batch dynamic)")
+                raise InputShapeError(f"the {self.info.name} model takes inputs of {fixed} (N, 3, H, W), got "
+                                      f"{label}={got} (shape {'x'.join(map(str, batch.shape))}): {hint}")
         return np.ascontiguousarray(batch, dtype=np.float32)
