@@ -123,15 +123,14 @@ def engine_only(cfg: dict) -> list[dict]:
             if time.monotonic() > cfg["deadline"]:
                 rows.append({"mode": mode, "frames": frames, "skipped": "out of time"})
                 continue
-            backend = TorchBackend(copy.deepcopy(model), device=device, fp16=fp16, cuda_graph=mode == "cuda graph")
-            if mode == "compile":
-                backend.model = torch.compile(backend.model)
+            backend = TorchBackend(copy.deepcopy(model), device=device, fp16=fp16, cuda_graph=mode == "cuda graph",
+                                   compile=mode == "compile")
             x = torch.randn(2 * frames, 3, h, w, device=device, dtype=backend.dtype)  # plain + flipped, on device
             compile_started = time.perf_counter()
             backend.infer_tensors(x)
             sync()
             first_call = time.perf_counter() - compile_started
-            seconds = _time_calls(lambda: backend.infer_tensors(x), sync, cfg["warmup"], cfg["repeats"])
+            seconds = _time_calls(lambda b=backend, x=x: b.infer_tensors(x), sync, cfg["warmup"], cfg["repeats"])
             rows.append({"mode": mode, "frames": frames, "inputs": 2 * frames, "ms_per_call": round(seconds * 1e3, 3),
                          "ms_per_frame": round(seconds * 1e3 / frames, 3), "fps": round(frames / seconds, 1),
                          "first_call_s": round(first_call, 2)})
@@ -263,7 +262,7 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
     if args.dry_run:
-        cfg = dict(device="cpu", fp16=False, model="tiny_w8", hw=(64, 96), batches=(1, 2), modes=("eager",),
+        cfg = dict(device="cpu", fp16=False, model="tiny_w8", hw=(64, 96), batches=(1, 2), modes=("eager", "compile"),
                    profile_batches=(1, 2), warmup=1, repeats=3, streams=(1, 2), stream_fps=10.0, stream_seconds=2.0,
                    stream_warmup=1.0)
     else:

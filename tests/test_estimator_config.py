@@ -55,3 +55,26 @@ def test_an_exact_input_size_runs_end_to_end_and_maps_back_to_the_image():
         assert prepared.inputs[0].shape == (2, 3, 64, 128) and prepared.transform.image_size == (200, 90)
         poses = estimator.predict(image)
     assert poses.keypoints.shape[1:] == (17, 3)
+
+
+def test_torch_preprocessing_gives_the_same_inputs_and_outputs_as_the_cpu_path(tmp_path):
+    """The frame warped and normalised with torch (on the CPU here; on the GPU in the fast path) makes the same
+    network inputs and outputs as OpenCV's warp, bit for bit, at two scales with the flip."""
+    import torch
+
+    from pose_stream.models import build_model
+
+    weights = tmp_path / "tiny.pth"
+    torch.save(build_model("tiny_w8").state_dict(), weights)
+    image = np.random.default_rng(5).integers(0, 255, (120, 200, 3), dtype=np.uint8)
+    common = dict(weights=weights, input_size=64, scales=(1.0, 2.0), device="cpu")
+    with PoseEstimator("tiny_w8", **common) as cpu, PoseEstimator("tiny_w8", torch_preprocess=True, **common) as dev:
+        plain, torched = cpu.prepare(image), dev.prepare(image)
+        assert not isinstance(torched.inputs[0], np.ndarray)
+        for x, y in zip(plain.inputs, torched.inputs):
+            np.testing.assert_array_equal(x, y.numpy())
+        for a, b in zip(cpu.infer(plain).scales, dev.infer(torched).scales):
+            for x, y in zip((*a.outputs, *a.flipped), (*b.outputs, *b.flipped)):
+                np.testing.assert_array_equal(x, y)
+    with pytest.raises(PoseStreamError, match="torch preprocessing needs a torch backend"):
+        EstimatorConfig(model="tiny_w8", onnx="m.onnx", torch_preprocess=True)

@@ -67,6 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="run a partial batch this long after its oldest frame was captured (default: %(default)g)")
     g.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
                    help="replay the torch network from CUDA graphs (default: on with a CUDA GPU)")
+    g.add_argument("--torch-compile", action="store_true",
+                   help="run the torch network through torch.compile instead (first calls compile)")
     g.add_argument("--max-aspect", type=at_least(1.0), default=4.0, metavar="RATIO",
                    help="refuse images whose long side exceeds RATIO times the short side (each costs the "
                         "network input of a RATIO:1 panorama; default: %(default)g)")
@@ -110,7 +112,8 @@ def estimator_config(args: argparse.Namespace) -> Any:
 
     return EstimatorConfig(model=args.model, weights=args.weights, onnx=args.onnx, engine=args.engine,
                            backend=args.backend, input_size=args.input_size, flip=args.flip, device=args.device,
-                           max_aspect=args.max_aspect, batch=args.batch, cuda_graph=args.cuda_graph)
+                           max_aspect=args.max_aspect, batch=args.batch, cuda_graph=args.cuda_graph,
+                           torch_compile=args.torch_compile)
 
 
 def make_estimator(args: argparse.Namespace) -> Any:

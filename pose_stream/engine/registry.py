@@ -124,7 +124,7 @@ def unavailable_reason(spec: BackendSpec) -> str | None:
 
 
 def open_backend(spec: BackendSpec, model_file: str | os.PathLike | None = None, *, model: Any = None,
-                 device: str = "auto", cuda_graph: bool | None = None):
+                 device: str = "auto", cuda_graph: bool | None = None, torch_compile: bool = False):
     """The Backend for `spec`.
 
     torch: `model` is a config name (its weights loaded from `model_file`, or random with a warning) or an
@@ -136,9 +136,9 @@ def open_backend(spec: BackendSpec, model_file: str | os.PathLike | None = None,
         from pose_stream.engine import TorchBackend
 
         if cuda_graph is None:
-            cuda_graph = torch_device(device).type == "cuda"
+            cuda_graph = torch_device(device).type == "cuda" and not torch_compile
         return TorchBackend(_torch_model(model, model_file), device=device, fp16=spec.precision == "fp16",
-                            cuda_graph=cuda_graph)
+                            cuda_graph=cuda_graph, compile=torch_compile)
     if model_file is None:
         raise PoseStreamError(f"the {spec.name} backend needs a {spec.file_kind} ({spec.option} PATH)")
     if spec.framework == "onnxruntime":

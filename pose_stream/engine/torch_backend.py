@@ -45,10 +45,15 @@ class TorchBackend(Backend):
         cuda_graph: capture the forward pass in a CUDA graph per input shape (batch size included), lazily, and
             replay it: one launch instead of hundreds of small kernels (CUDA only).
         channels_last: the NHWC layout (default: with fp16).
+        compile: run the network through torch.compile (Inductor's fused kernels; the first call of each shape
+            compiles, for seconds to minutes). An alternative to CUDA graphs, measured against them in
+            benchmarks/gpu_check.py; not combined with them.
     """
 
     def __init__(self, model: nn.Module, device: str = "auto", fp16: bool = False, cuda_graph: bool = False,
-                 channels_last: bool | None = None) -> None:
+                 channels_last: bool | None = None, compile: bool = False) -> None:
+        if compile and cuda_graph:
+            raise PoseStreamError("torch.compile and CUDA graphs are alternatives: choose one")
         self.device = torch_device(device)
         if self.device.type == "cpu" and (fp16 or cuda_graph):
             raise PoseStreamError("FP16 and CUDA graphs need a GPU; use fp16=False on the CPU")
@@ -58,13 +63,16 @@ class TorchBackend(Backend):
         if fp16:
             torch.backends.cudnn.benchmark = True  # one shape per stream all run long: let cuDNN pick kernels
         self.model = model.eval().to(self.device, self.dtype, memory_format=self.memory_format)
+        if compile:
+            self.model = torch.compile(self.model)
         self.num_joints = int(self.model.final_layers[1].out_channels)
         self.cuda_graph = cuda_graph
         self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, list[torch.Tensor]]] = {}
         self._pinned: dict[tuple[int, ...], tuple[torch.Tensor, Any]] = {}
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         where = f"{self.device} ({name})" if self.device.type == "cuda" else "cpu"
-        self.info = BackendInfo("torch", where, "fp16" if fp16 else "fp32", "cuda graph" if cuda_graph else "")
+        detail = "cuda graph" if cuda_graph else "compiled" if compile else ""
+        self.info = BackendInfo("torch", where, "fp16" if fp16 else "fp32", detail)
         self._closed = False
 
     @property

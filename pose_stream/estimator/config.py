@@ -39,6 +39,9 @@ class EstimatorConfig:
             cannot take them (a TensorRT engine built for smaller batches) is refused when it is opened.
         cuda_graph: replay the torch network from a CUDA graph per input shape (None: on for the torch backends
             on CUDA, off elsewhere; True on the CPU is an error).
+        torch_compile: run the torch network through torch.compile instead of CUDA graphs.
+        torch_preprocess: resize and normalise frames with torch on the backend's device, after a uint8 upload
+            (equal to the CPU preprocessing bit for bit); None: on for the torch backends on CUDA.
     """
 
     model: str = "w32_512"
@@ -56,6 +59,8 @@ class EstimatorConfig:
     max_aspect: float | None = DEFAULT_MAX_ASPECT
     batch: int = 1
     cuda_graph: bool | None = None
+    torch_preprocess: bool | None = None
+    torch_compile: bool = False
 
     def __post_init__(self) -> None:
         from pose_stream.devices import check_device_name
@@ -88,6 +93,11 @@ class EstimatorConfig:
 
             if self.device == "cpu" or not torch.cuda.is_available():
                 raise PoseStreamError("precision fp16 needs a CUDA GPU (the torch backend runs FP32 on the CPU)")
+        if self.torch_compile and (spec.framework != "torch" or self.cuda_graph):
+            raise PoseStreamError("torch.compile is an option of the torch backends, and an alternative to CUDA "
+                                  "graphs (not both)")
+        if self.torch_preprocess and spec.framework != "torch":
+            raise PoseStreamError(f"torch preprocessing needs a torch backend, not {spec.name}")
         if self.cuda_graph:
             import torch
 
@@ -121,6 +131,16 @@ class EstimatorConfig:
         from pose_stream.models.config import get_config
 
         return get_config(self.model).joint_set
+
+    @property
+    def preprocess_device(self) -> Any:
+        """The torch device frames are preprocessed on, or None for the CPU path (NumPy and OpenCV)."""
+        if self.backend_spec.framework != "torch" or self.torch_preprocess is False:
+            return None
+        from pose_stream.devices import torch_device
+
+        device = torch_device(self.device)
+        return device if self.torch_preprocess or device.type == "cuda" else None
 
     def with_options(self, **changes: Any) -> "EstimatorConfig":
         """A copy with some fields changed (validated again)."""

@@ -59,14 +59,23 @@ class InputMaker:
     """Resizes and normalises an image for every test scale, with its mirror under flip test.
 
     The aspect-ratio limit applies to short-side sizes (S), where an elongated image makes a long network
-    input; an exact HxW input fits any image into HxW."""
+    input; an exact HxW input fits any image into HxW. With `torch_device` the image goes to that device as
+    uint8 and is warped and normalised there (`decoding.preprocess_torch`, equal to the CPU path bit for bit):
+    the inputs are then torch tensors on that device."""
 
-    def __init__(self, input_size: InputSize, scales: tuple[float, ...], flip: bool, max_aspect: float | None) -> None:
+    def __init__(self, input_size: InputSize, scales: tuple[float, ...], flip: bool, max_aspect: float | None,
+                 torch_device: Any = None) -> None:
         self.size, self.scales, self.flip, self.max_aspect = input_size, scales, flip, max_aspect
         self.input_size = input_size.smaller_side
         smallest = min(scales)
         self._preprocessors = {s: Preprocessor(self.input_size, s, smallest, input_size.exact) for s in scales}
         self._base = Preprocessor(self.input_size, 1.0, smallest, input_size.exact)
+        self._torch_device = torch_device
+        self._warp = None
+        if torch_device is not None:
+            from pose_stream.decoding.preprocess_torch import TorchWarp
+
+            self._warp = TorchWarp(torch_device)
 
     def __call__(self, image_bgr: np.ndarray) -> Prepared:
         image_bgr = check_image(image_bgr)
@@ -78,6 +87,8 @@ class InputMaker:
                 f"{self.max_aspect:g}:1 (its short side is scaled to {self.input_size} px, so the network input "
                 f"would be {max(height, width) * self.input_size // min(height, width)} px long); crop it, or raise "
                 "the limit (--max-aspect)")
+        if self._warp is not None:
+            return self._on_device(image_bgr)
         inputs = []
         for factor in self.scales:
             tensor, _ = self._preprocessors[factor](image_bgr)
@@ -93,6 +104,31 @@ class InputMaker:
                 tensor = np.concatenate([tensor, tensor[:, :, :, ::-1]])
             inputs.append(np.ascontiguousarray(tensor))
         return Prepared(tuple(inputs), self.scales, self._base.transform_for((width, height)))
+
+    def _on_device(self, image_bgr: np.ndarray) -> Prepared:
+        import torch
+
+        height, width = image_bgr.shape[:2]
+        image = torch.from_numpy(np.ascontiguousarray(image_bgr)).to(self._torch_device, non_blocking=True)
+        inputs = []
+        for factor in self.scales:
+            transform = self._preprocessors[factor].transform_for((width, height))
+            net_w, net_h = transform.network_size
+            if net_h % MULTIPLE or net_w % MULTIPLE:
+                raise PoseStreamError(f"test scale {factor:g} makes a {net_w}x{net_h} network input for this "
+                                      f"{width}x{height} image, but the network needs multiples of {MULTIPLE}")
+            tensor = self._warp(image, transform).unsqueeze(0)
+            inputs.append(torch.cat([tensor, tensor.flip(-1)]) if self.flip else tensor)
+        return Prepared(tuple(inputs), self.scales, self._base.transform_for((width, height)))
+
+
+def _concatenate(parts: Sequence[Any]) -> Any:
+    """np.concatenate, or torch.cat for inputs prepared on a torch device."""
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    import torch
+
+    return torch.cat(list(parts))
 
 
 class BackendPasses:
@@ -119,7 +155,7 @@ class BackendPasses:
             for i, p in enumerate(prepared):
                 by_shape.setdefault(p.inputs[s].shape, []).append(i)
             for members in by_shape.values():
-                out0, out1 = self._run(np.concatenate([prepared[i].inputs[s] for i in members]))
+                out0, out1 = self._run(_concatenate([prepared[i].inputs[s] for i in members]))
                 rows = prepared[members[0]].inputs[s].shape[0]
                 for n, i in enumerate(members):
                     outputs[i][s] = (out0[n * rows:(n + 1) * rows], out1[n * rows:(n + 1) * rows])
@@ -144,7 +180,7 @@ class BackendPasses:
             for i, p in enumerate(prepared):
                 by_shape.setdefault(p.inputs[s].shape, []).append(i)
             for members in by_shape.values():
-                batch = np.concatenate([prepared[i].inputs[s] for i in members])
+                batch = _concatenate([prepared[i].inputs[s] for i in members])
                 calls.extend((s, members, part) for part in self.split(batch))
         self.generation += 1
         rows: list[list[list[tuple]]] = [[[] for _ in p.inputs] for p in prepared]  # [image][scale] -> pass rows
@@ -180,7 +216,12 @@ class BackendPasses:
         for start in range(0, batch.shape[0], step):
             part = batch[start:start + step]
             if part.shape[0] < low:
-                part = np.concatenate([part, np.zeros((low - part.shape[0], *part.shape[1:]), part.dtype)])
+                padding = np.zeros((low - part.shape[0], *part.shape[1:]), np.float32)
+                if not isinstance(part, np.ndarray):
+                    import torch
+
+                    padding = torch.from_numpy(padding).to(part.device, part.dtype)
+                part = _concatenate([part, padding])
             parts.append(part)
         return parts
 

@@ -46,7 +46,8 @@ class PoseEstimator:
             self.config = EstimatorConfig(model=model, **options)
         config = self.config
         self.spec = config.backend_spec
-        self._inputs = InputMaker(config.input_size, config.scales, config.flip, config.max_aspect)
+        self._inputs = InputMaker(config.input_size, config.scales, config.flip, config.max_aspect,
+                                  torch_device=config.preprocess_device)
         self._decoder = Decoder(config.joint_set, config.params)
         self._aggregation = Aggregation(self._decoder)
         self._backend: Any = None
@@ -157,7 +158,7 @@ class PoseEstimator:
 
         config = self.config
         return open_backend(self.spec, config.model_file, model=config.model, device=config.device,
-                            cuda_graph=config.cuda_graph)
+                            cuda_graph=config.cuda_graph, torch_compile=config.torch_compile)
 
     def _check_batch_range(self, backend) -> None:
         """With batching asked for (batch > 1), a backend with a batch limit must take the whole batch of frames

@@ -40,3 +40,29 @@ def test_onnxruntime_missing_and_corrupt_models(tmp_path):
 def test_fp16_on_cpu_is_refused(w32_model):
     with pytest.raises(PoseStreamError, match="need a GPU"):
         TorchBackend(w32_model, device="cpu", fp16=True)
+
+
+@pytest.mark.slow
+def test_torch_compile_gives_the_eager_outputs(tiny_model):
+    """torch.compile (Inductor) is an alternative fast path to CUDA graphs; it must compute the same network."""
+    import copy
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 64, 96)).astype(np.float32)
+    with TorchBackend(copy.deepcopy(tiny_model), device="cpu") as eager, \
+            TorchBackend(copy.deepcopy(tiny_model), device="cpu", compile=True) as compiled:
+        assert compiled.info.detail == "compiled"
+        for a, b in zip(eager.infer(x), compiled.infer(x)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_gives_the_same_outputs(tiny_model):
+    import copy
+
+    x = np.random.default_rng(1).standard_normal((3, 3, 64, 96)).astype(np.float32)
+    with TorchBackend(copy.deepcopy(tiny_model), device="cpu") as nchw, \
+            TorchBackend(copy.deepcopy(tiny_model), device="cpu", channels_last=True) as nhwc:
+        for a, b in zip(nchw.infer(x), nhwc.infer(x)):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    with pytest.raises(PoseStreamError, match="alternatives"):
+        TorchBackend(copy.deepcopy(tiny_model), device="cpu", compile=True, cuda_graph=True)
