@@ -68,7 +68,8 @@ def test_torch_preprocessing_gives_the_same_inputs_and_outputs_as_the_cpu_path(t
     torch.save(build_model("tiny_w8").state_dict(), weights)
     image = np.random.default_rng(5).integers(0, 255, (120, 200, 3), dtype=np.uint8)
     common = dict(weights=weights, input_size=64, scales=(1.0, 2.0), device="cpu")
-    with PoseEstimator("tiny_w8", **common) as cpu, PoseEstimator("tiny_w8", torch_preprocess=True, **common) as dev:
+    with PoseEstimator("tiny_w8", **common) as cpu, \
+            PoseEstimator("tiny_w8", torch_preprocess=True, eager=True, **common) as dev:  # the backend's device
         plain, torched = cpu.prepare(image), dev.prepare(image)
         assert not isinstance(torched.inputs[0], np.ndarray)
         for x, y in zip(plain.inputs, torched.inputs):

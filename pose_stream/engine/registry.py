@@ -137,8 +137,9 @@ def open_backend(spec: BackendSpec, model_file: str | os.PathLike | None = None,
 
         if cuda_graph is None:
             cuda_graph = torch_device(device).type == "cuda" and not torch_compile
+        options = {"compile": True} if torch_compile else {}
         return TorchBackend(_torch_model(model, model_file), device=device, fp16=spec.precision == "fp16",
-                            cuda_graph=cuda_graph, compile=torch_compile)
+                            cuda_graph=cuda_graph, **options)
     if model_file is None:
         raise PoseStreamError(f"the {spec.name} backend needs a {spec.file_kind} ({spec.option} PATH)")
     if spec.framework == "onnxruntime":

@@ -132,16 +132,6 @@ class EstimatorConfig:
 
         return get_config(self.model).joint_set
 
-    @property
-    def preprocess_device(self) -> Any:
-        """The torch device frames are preprocessed on, or None for the CPU path (NumPy and OpenCV)."""
-        if self.backend_spec.framework != "torch" or self.torch_preprocess is False:
-            return None
-        from pose_stream.devices import torch_device
-
-        device = torch_device(self.device)
-        return device if self.torch_preprocess or device.type == "cuda" else None
-
     def with_options(self, **changes: Any) -> "EstimatorConfig":
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)

@@ -63,19 +63,21 @@ class InputMaker:
     uint8 and is warped and normalised there (`decoding.preprocess_torch`, equal to the CPU path bit for bit):
     the inputs are then torch tensors on that device."""
 
-    def __init__(self, input_size: InputSize, scales: tuple[float, ...], flip: bool, max_aspect: float | None,
-                 torch_device: Any = None) -> None:
+    def __init__(self, input_size: InputSize, scales: tuple[float, ...], flip: bool, max_aspect: float | None) -> None:
         self.size, self.scales, self.flip, self.max_aspect = input_size, scales, flip, max_aspect
         self.input_size = input_size.smaller_side
         smallest = min(scales)
         self._preprocessors = {s: Preprocessor(self.input_size, s, smallest, input_size.exact) for s in scales}
         self._base = Preprocessor(self.input_size, 1.0, smallest, input_size.exact)
-        self._torch_device = torch_device
+        self._torch_device: Any = None
         self._warp = None
-        if torch_device is not None:
-            from pose_stream.decoding.preprocess_torch import TorchWarp
 
-            self._warp = TorchWarp(torch_device)
+    def use_torch_device(self, device: Any) -> None:
+        """From now on, warp and normalise on this torch device (the backend's, once it exists)."""
+        from pose_stream.decoding.preprocess_torch import TorchWarp
+
+        self._torch_device = device
+        self._warp = TorchWarp(device)
 
     def __call__(self, image_bgr: np.ndarray) -> Prepared:
         image_bgr = check_image(image_bgr)

@@ -46,8 +46,7 @@ class PoseEstimator:
             self.config = EstimatorConfig(model=model, **options)
         config = self.config
         self.spec = config.backend_spec
-        self._inputs = InputMaker(config.input_size, config.scales, config.flip, config.max_aspect,
-                                  torch_device=config.preprocess_device)
+        self._inputs = InputMaker(config.input_size, config.scales, config.flip, config.max_aspect)
         self._decoder = Decoder(config.joint_set, config.params)
         self._aggregation = Aggregation(self._decoder)
         self._backend: Any = None
@@ -147,6 +146,10 @@ class PoseEstimator:
                 )
             self._check_batch_range(backend)
             self._backend = backend
+            device = getattr(backend, "device", None)  # a torch backend's
+            if device is not None and config.torch_preprocess is not False and (
+                    config.torch_preprocess or getattr(device, "type", "") == "cuda"):
+                self._inputs.use_torch_device(device)  # frames prepared from now on go up as uint8
             self._passes = BackendPasses(backend, config.flip)
             log.info("backend: %s", backend.info)
             if self._device_outputs and not self._aggregation.on_device(backend):
