@@ -39,6 +39,13 @@ class Poses:
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
 
+    def with_min_score(self, min_score: float) -> "Poses":
+        """The people scoring at least `min_score` (the same object when that is everyone)."""
+        keep = self.scores >= min_score
+        if keep.all():
+            return self
+        return Poses(self.keypoints[keep], self.scores[keep], self.joint_set)
+
     @property
     def num_joints(self) -> int:
         return int(self.keypoints.shape[1])

@@ -12,6 +12,7 @@ from pose_stream.cli.arguments import at_least, non_negative_float, non_negative
 from pose_stream.cli.model_args import DEFAULT_MODEL, add_model_arguments, parse_input_size
 from pose_stream.cli.signals import STOP_SIGNALS
 from pose_stream.errors import PoseStreamError
+from pose_stream.pipeline.render import MIN_PERSON_SCORE
 from pose_stream.pipeline.sinks import Sink
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--source", action="append", required=True, metavar="SOURCE",
                    help=f"{SOURCE_HELP}; repeat for several sources")
     g.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames in total")
+    g.add_argument("--every-frame", action="store_true",
+                   help="play the demo like a file: every frame, as fast as they are processed (default: like a "
+                        "camera, at 25 fps, the newest frame kept and the others dropped and counted)")
     g.add_argument("--strict", action="store_true",
                    help="stop at the first unreadable image of a folder or glob (default: skip it with a warning)")
 
@@ -78,6 +82,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--save", metavar="OUT.mp4", help="write the annotated video (at the source frame rate)")
     g.add_argument("--json", metavar="OUT.jsonl", help="write one JSON line per frame (flushed per frame)")
     g.add_argument("--coco-results", metavar="OUT.json", help="write COCO keypoint results (image sources)")
+    g.add_argument("--min-score", type=non_negative_float, default=MIN_PERSON_SCORE, metavar="S",
+                   help="leave out people scoring below S from every output: what the video draws is what the "
+                        "JSON lines and COCO results hold (default: %(default)g; 0 keeps every fragment)")
     g.add_argument("--overwrite", action="store_true",
                    help="replace output files that exist (inputs are never overwritten)")
     g.add_argument("--no-render", action="store_true", help="draw nothing (headless throughput)")
@@ -104,6 +111,11 @@ def demo_model() -> tuple[str, str, int]:
 
     print(f"pose-stream: note: {DEMO_NOTICE}", file=sys.stderr)
     return DEMO_MODEL_NAME, str(demo_model_path()), DEMO_INPUT_SIZE
+
+
+def _demo_only(args: argparse.Namespace) -> bool:
+    """Every --source is the demo (demo or demo:SEED)."""
+    return all(spec.strip() == "demo" or spec.strip().startswith("demo:") for spec in args.source)
 
 
 def estimator_config(args: argparse.Namespace) -> Any:
@@ -137,7 +149,7 @@ def _check_options(args: argparse.Namespace) -> None:
         raise PoseStreamError(f"--show: {HEADLESS_HINT}")
     has_model = args.weights or args.onnx or args.engine
     if not has_model:
-        if args.source != ["demo"]:
+        if not _demo_only(args):
             raise PoseStreamError("no model given: pass --weights X.pth, --onnx X.onnx or --engine X.plan "
                                   "(only --source demo runs without one)")
         if args.model is None:
@@ -166,7 +178,7 @@ def _build_sinks(args: argparse.Namespace) -> list:
     overwrite_video = args.overwrite
     if not (args.show or args.save or args.json or args.coco_results or args.no_render):
         show = gui_available() and (sys.platform != "linux" or bool(os.environ.get("DISPLAY")))
-        if not show and args.source == ["demo"]:
+        if not show and _demo_only(args):
             # The demo is for looking at: without a window, write the annotated video where it can be found.
             # The name is ours, so the previous demo's video is replaced.
             args.save, overwrite_video = os.path.abspath(DEMO_VIDEO), True
@@ -187,15 +199,18 @@ def _build_sinks(args: argparse.Namespace) -> list:
 
 
 class _ProgressSink(Sink):
-    """A progress bar for finite sources and, with --stats, a status line every few seconds (stderr)."""
+    """Progress on stderr: a bar when it is a terminal; otherwise (a log, a service, a pipe) a status line every
+    `QUIET_INTERVAL` seconds, so that a long run is never silent; with --stats a status line every `INTERVAL`."""
 
     INTERVAL = 2.0
+    QUIET_INTERVAL = 5.0
 
     def __init__(self, total: int | None, live_stats: bool) -> None:
         self._total = total
-        self._live_stats = live_stats
+        self._interval = self.INTERVAL if live_stats else None if sys.stderr.isatty() else self.QUIET_INTERVAL
         self._bar: Any = None
-        self._next_line = time.monotonic() + self.INTERVAL
+        self._done = 0  # a disabled bar does not count
+        self._next_line = time.monotonic() + (self._interval or 0.0)
         self.pipeline: Any = None
 
     def start(self, context: Any) -> None:
@@ -206,10 +221,13 @@ class _ProgressSink(Sink):
 
     def write(self, result: Any) -> None:
         self._bar.update(1)
-        if self._live_stats and time.monotonic() >= self._next_line and self.pipeline is not None:
-            self._next_line += self.INTERVAL
+        self._done += 1
+        now = time.monotonic()
+        if self._interval is not None and now >= self._next_line and self.pipeline is not None:
+            self._next_line = now + self._interval
             first = self.pipeline.refresh_stats().format_summary().splitlines()[0]
-            self._bar.write(first, file=sys.stderr)
+            done = f"{self._done}/{self._total} frames; " if self._total else ""
+            self._bar.write(f"pose-stream: {done}{first}", file=sys.stderr)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -276,7 +294,7 @@ def _run(args: argparse.Namespace, stopper: _RunStopper) -> int:
     _quiet_opencv(getattr(args, "verbose", 0))
     live = LiveOptions(transport=args.rtsp_transport, timeout=args.timeout,
                        reconnect=ReconnectPolicy(max_attempts=args.reconnect_attempts or None))
-    sources = [open_source(spec, live, strict=args.strict) for spec in args.source]
+    sources = [open_source(spec, live, strict=args.strict, pace_demo=not args.every_frame) for spec in args.source]
     _check_options(args)
     sinks = _build_sinks(args)
     # Before any input is opened or a model loaded: no output may destroy an input or an existing file.
@@ -302,7 +320,7 @@ def _run(args: argparse.Namespace, stopper: _RunStopper) -> int:
     # After Ctrl-C, frames in flight get 1 s to finish; the frame being inferred always completes (the run waits
     # for every thread: the interpreter must not exit under a running network call).
     config = PipelineConfig(max_frames=args.max_frames, drain_timeout=1.0, join_timeout=None, batch=args.batch,
-                            batch_wait=args.batch_wait / 1000.0)
+                            batch_wait=args.batch_wait / 1000.0, min_score=args.min_score)
     pipeline = Pipeline(estimator, sources, [*sinks, progress], config, on_backend_ready=announce)
     progress.pipeline = pipeline
     if total is None and not args.stats:

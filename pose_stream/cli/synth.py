@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from pose_stream.cli.arguments import positive_int
+from pose_stream.cli.arguments import positive_float, positive_int
 from pose_stream.errors import PoseStreamError
 
 
@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--images", type=int, default=1000, help="number of images (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="world seed (default: %(default)s)")
     p.add_argument("--max-people", type=positive_int, default=5, help="most people per image (default: %(default)s)")
+    p.add_argument("--max-overlap", type=positive_float, default=0.3,
+                   help="largest IoU of two people's boxes (default: %(default)s; the demo clip has larger overlaps)")
     p.add_argument("--workers", type=int, default=1,
                    help="render in this many processes; the dataset is the same (default: %(default)s)")
     p.set_defaults(func=run)
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from pose_stream.train.synthetic import write_coco_dataset
 
     try:
-        config = SceneConfig(max_people=args.max_people)
+        config = SceneConfig(max_people=args.max_people, max_overlap=args.max_overlap)
     except ValueError as exc:
         raise PoseStreamError(str(exc)) from None
     path = write_coco_dataset(args.out, args.images, seed=args.seed, config=config, workers=args.workers)

@@ -26,6 +26,8 @@ class PipelineConfig:
             their flipped copies): it runs as soon as `batch` frames wait, or `batch_wait` seconds after the
             oldest of them was captured, whichever comes first.
         batch_wait: seconds, see `batch`.
+        min_score: people scoring below this are left out of every output (what is drawn is what the JSON and
+            COCO results hold); 0 keeps every fragment the decoder reports.
     """
 
     max_frames: int | None = None
@@ -37,6 +39,7 @@ class PipelineConfig:
     overlay: bool = True
     batch: int = 1
     batch_wait: float = 0.01
+    min_score: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_frames is not None and self.max_frames < 1:
@@ -45,6 +48,8 @@ class PipelineConfig:
             raise ValueError("queue_size and file_buffer must be at least 1")
         if self.drain_timeout < 0 or (self.join_timeout is not None and self.join_timeout <= 0):
             raise ValueError("drain_timeout must be >= 0 and join_timeout > 0 (or None)")
+        if not 0 <= self.min_score < float("inf"):
+            raise ValueError("min_score must be a finite number >= 0")
         if self.batch < 1 or not 0 <= self.batch_wait < float("inf"):
             raise ValueError("batch must be at least 1 and batch_wait a finite number of seconds >= 0")
 

@@ -335,10 +335,11 @@ class Pipeline:
         frame: Frame = work.frame
         latency = time.monotonic() - frame.captured_at
         state = self.sources[frame.source_index].status.state.value
-        result = FrameResult(frame, work.payload, work.timings, latency, state, time.time())
+        poses = work.payload.with_min_score(self.config.min_score) if self.config.min_score > 0 else work.payload
+        result = FrameResult(frame, poses, work.timings, latency, state, time.time())
         if render:
             t0 = time.perf_counter()
-            result.annotated = draw_poses(frame.image, result.poses)
+            result.annotated = draw_poses(frame.image, result.poses, min_score=self.config.min_score)
             if self.config.overlay:
                 draw_overlay(result.annotated, self._overlay_lines(result))
             work.timings["render"] = time.perf_counter() - t0

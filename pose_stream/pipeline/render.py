@@ -11,7 +11,8 @@ from pose_stream.poses import Poses
 
 MIN_JOINT_VALUE = 0.1  # joints below this heatmap value are not drawn (nor limbs touching them)
 # The reference keeps every fragment (one-joint people that refine completes, with tiny scores); drawing
-# them buries the real people under stray limbs. Outputs (JSON, COCO results) still hold everyone.
+# them buries the real people under stray limbs. `pose-stream run` leaves them out of every output
+# (--min-score); the library's Pipeline keeps them unless its config says otherwise.
 MIN_PERSON_SCORE = 0.15
 
 

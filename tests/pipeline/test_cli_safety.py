@@ -157,7 +157,7 @@ def test_credentials_never_reach_the_output(tmp_path, dummy_model):
 
 
 def _start(tmp_path: Path, delays: dict, *outputs: str) -> subprocess.Popen:
-    return subprocess.Popen(pose_stream_cmd("--source", "demo", *outputs), stdout=subprocess.PIPE,
+    return subprocess.Popen(pose_stream_cmd("--source", "demo", "--every-frame", *outputs), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env({"FAKE_DELAYS": json.dumps(delays)}))
 
 

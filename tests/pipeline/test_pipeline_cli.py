@@ -137,7 +137,8 @@ def test_image_folder_to_coco_results(image_folder, tmp_path, dummy_model):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_mid_run_exits_0_within_2s_with_valid_files(sig, tmp_path):
     jsonl, saved = tmp_path / "demo.jsonl", tmp_path / "demo.mp4"
-    proc = subprocess.Popen(pose_stream_cmd("--source", "demo", "--json", str(jsonl), "--save", str(saved)),
+    proc = subprocess.Popen(pose_stream_cmd("--source", "demo", "--every-frame", "--json", str(jsonl), "--save",
+                                            str(saved)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env({"FAKE_DELAYS": json.dumps({"infer": 0.03, "group": 0.01})}))
     try:

@@ -14,14 +14,19 @@ DEMO_FRAMES = 250  # ten seconds
 DEMO_SIZE = (640, 360)
 
 
-def demo_frames(num_frames: int = DEMO_FRAMES, size: tuple[int, int] = DEMO_SIZE) -> Iterator[np.ndarray]:
+def demo_frames(num_frames: int = DEMO_FRAMES, size: tuple[int, int] = DEMO_SIZE, seed: int = 0) -> Iterator[np.ndarray]:
     """The frames of the demo: uint8 BGR (H, W, 3) images of the animated synthetic scene (people walking,
-    turning, entering and leaving), `num_frames` of them."""
+    turning, entering and leaving), `num_frames` of them; `seed` picks another scene (0: the demo clip)."""
     from pose_stream.synthetic.animation import demo_frames as animated
 
     width, height = size
-    for frame in animated(width=width, height=height, fps=DEMO_FPS, num_frames=num_frames):
+    for frame in animated(width=width, height=height, fps=DEMO_FPS, seed=seed, num_frames=num_frames):
         yield frame.image
+
+
+def seeded_demo(seed: int) -> "FrameFactory":
+    """The demo's frame factory for another seed of the animated scene."""
+    return lambda num_frames, size: demo_frames(num_frames, size, seed)
 
 
 def pattern_frames(num_frames: int = DEMO_FRAMES, size: tuple[int, int] = DEMO_SIZE) -> Iterator[np.ndarray]:
