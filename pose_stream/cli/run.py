@@ -80,7 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("outputs")
     g.add_argument("--show", action="store_true", help="show a window with skeletons, FPS and latency")
     g.add_argument("--save", metavar="OUT.mp4", help="write the annotated video (at the source frame rate)")
-    g.add_argument("--json", metavar="OUT.jsonl", help="write one JSON line per frame (flushed per frame)")
+    g.add_argument("--json", metavar="OUT.jsonl", help="write one JSON line per frame (flushed per frame); - for "
+                                                     "standard output (the summary then goes to standard error)")
     g.add_argument("--coco-results", metavar="OUT.json", help="write COCO keypoint results (image sources)")
     g.add_argument("--min-score", type=non_negative_float, default=MIN_PERSON_SCORE, metavar="S",
                    help="leave out people scoring below S from every output: what the video draws is what the "
@@ -335,10 +336,11 @@ def _run(args: argparse.Namespace, stopper: _RunStopper) -> int:
         raise
     finally:
         stopper.done = True
-    print(stats.format_summary(stages=args.stats))
+    report = sys.stderr if args.json == "-" else sys.stdout  # standard output carries only the JSON lines then
+    print(stats.format_summary(stages=args.stats), file=report)
     for sink in sinks:
         for path in getattr(sink, "written", ()):
-            print(f"wrote {path}")
+            print(f"wrote {path}", file=report)
     if pipeline.abandoned:
         return _abandoned_exit(pipeline)
     return 0

@@ -14,6 +14,7 @@ import abc
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,14 +84,23 @@ class FileSink(Sink):
         self.overwrite = overwrite
         self.outputs: list[PartialFile] = []
         self._succeeded: Callable[[], bool] = lambda: True
+        if self.to_stdout:
+            return
         if self.path.suffix.lower() not in self.extensions:
             found = f"'{self.path.suffix}'" if self.path.suffix else "none"
             raise PoseStreamError(f"{self.option} {self.path}: unknown file extension ({found}); use one of "
                                   f"{', '.join(self.extensions)}")
 
+    @property
+    def to_stdout(self) -> bool:
+        """`-` as the path: standard output (only sinks that can stream accept it)."""
+        return str(self.path) == "-" and self.streams
+
+    streams = False  # True for sinks that can write to standard output
+
     def planned_paths(self, num_sources: int) -> list[Path]:
         """Every file this sink will write for a run with `num_sources` sources."""
-        return [self.path]
+        return [] if self.to_stdout else [self.path]
 
     def start(self, context: SinkContext) -> None:
         self._succeeded = context.succeeded
@@ -112,7 +122,8 @@ class FileSink(Sink):
 
 class JsonLinesSink(FileSink):
     """One JSON object per frame, flushed at once (a reader can follow `NAME.partial.jsonl` live; a kill loses
-    nothing that was written).
+    nothing that was written). The path `-` writes to standard output (for `| jq`); a reader that goes away
+    (a broken pipe) stops the run.
 
     Line: {"source", "source_index", "frame_index", "seq", "image", "timestamps": {"captured", "done",
     "latency_ms"}, "source_state", "joint_set", "people": [{"score", "keypoints": [[x, y, value], ...]}]}.
@@ -120,13 +131,19 @@ class JsonLinesSink(FileSink):
 
     option = "--json"
     extensions = (".jsonl", ".ndjson", ".json")
+    streams = True
 
     def __init__(self, path: str | Path, overwrite: bool = False) -> None:
         super().__init__(path, overwrite)
         self._file: IO[str] | None = None
+        self._request_stop: Callable[[], None] = lambda: None
 
     def start(self, context: SinkContext) -> None:
         super().start(context)
+        self._request_stop = context.request_stop
+        if self.to_stdout:
+            self._file = sys.stdout
+            return
         output = PartialFile(self.path)
         self._file = _open_for_writing(output.partial)
         self.outputs = [output]
@@ -147,11 +164,20 @@ class JsonLinesSink(FileSink):
             "source_state": result.source_state,
             **result.poses.to_dict(),
         }
-        assert self._file is not None, "start() was not called"
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._file.flush()
+        if self._file is None:
+            return  # closed: standard output's reader went away
+        try:
+            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._file.flush()
+        except BrokenPipeError:
+            log.warning("the reader of the JSON lines has gone: stopping")
+            self._file = None
+            self._request_stop()
 
     def close(self) -> None:
+        if self.to_stdout:
+            self._file = None
+            return
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -19,11 +19,13 @@ _DEG = np.pi / 180
 
 
 class DemoFrame(NamedTuple):
-    """One frame of the demo video: image (H, W, 3) uint8 BGR and keypoints (P, 17, 3) float32 ground
-    truth (x, y, visibility 0/1/2 as in COCO) of the people in it, in drawing order."""
+    """One frame of the demo video: image (H, W, 3) uint8 BGR, keypoints (P, 17, 3) float32 ground truth
+    (x, y, visibility 0/1/2 as in COCO) of the people in it, in drawing order, and ids (P,) int64: each person's
+    identity, the same in every frame they are in (numbered from 1 as people appear), for scoring tracking."""
 
     image: np.ndarray
     keypoints: np.ndarray
+    ids: np.ndarray
 
 
 @dataclass
@@ -42,6 +44,7 @@ class _Walker:
     yaw: float = 0.0
     pause_left: float = 0.0  # seconds standing still (turned towards the camera, waving)
     wave: bool = False
+    id: int = 0
 
 
 def _hip_height(body: Proportions) -> float:
@@ -54,6 +57,7 @@ class _Scene:
         self.width, self.height, self.fps, self.rng = width, height, fps, rng
         self.background = random_background(rng, width, height)
         self.walkers: list[_Walker] = []
+        self.spawned = 0
         self.target = int(rng.integers(3, 6))
         for _ in range(self.target):
             self.walkers.append(self._spawn(anywhere=True))
@@ -67,9 +71,11 @@ class _Scene:
         margin = 0.4 * height
         x = rng.uniform(margin, w - margin) if anywhere else (-margin if direction > 0 else w + margin)
         body = Proportions.random(rng)
+        self.spawned += 1
         return _Walker(body=body, look=Appearance.random(rng), x=float(x), ground=float(ground),
-                       height=float(height), hip_height=_hip_height(body), direction=direction, speed=float(height * rng.uniform(0.5, 0.9)),
-                       phase=float(rng.uniform(0, 2 * np.pi)), yaw=direction * 70 * _DEG)
+                       height=float(height), hip_height=_hip_height(body), direction=direction,
+                       speed=float(height * rng.uniform(0.5, 0.9)), phase=float(rng.uniform(0, 2 * np.pi)),
+                       yaw=direction * 70 * _DEG, id=self.spawned)
 
     def step(self) -> None:
         dt, rng = 1.0 / self.fps, self.rng
@@ -97,9 +103,12 @@ class _Scene:
         if rng.random() < 0.05 * dt:
             self.target = int(rng.integers(2, 7))
 
+    def drawing_order(self) -> list[_Walker]:
+        return sorted(self.walkers, key=lambda w: w.ground)
+
     def people(self, time_s: float) -> list[Person]:
         out = []
-        for walker in sorted(self.walkers, key=lambda w: w.ground):
+        for walker in self.drawing_order():
             standing = walker.pause_left > 0
             pose = walking_pose(walker.phase, walker.yaw, stride=0.0 if standing else 1.0)
             if standing and walker.wave:
@@ -128,6 +137,7 @@ def demo_frames(width: int = 640, height: int = 360, fps: float = 25.0, seed: in
         owner = draw_people(image, people)
         keypoints = visibility(people, owner)
         image = add_sensor_noise(rng, image, 2.0)
-        yield DemoFrame(image=image, keypoints=keypoints)
+        ids = np.array([w.id for w in scene.drawing_order()], np.int64)
+        yield DemoFrame(image=image, keypoints=keypoints, ids=ids)
         scene.step()
         index += 1

@@ -249,3 +249,14 @@ def test_a_signal_while_starting_up_is_a_clean_stop(tmp_path, sig):
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_graphs_on_the_cpu_are_one_line():
     assert_one_line_error(run_cli("--source", "demo", "--cuda-graph", "--device", "cpu"), "CUDA graphs need a CUDA GPU")
+
+
+def test_json_lines_to_standard_output_keep_stdout_clean(tmp_path):
+    video = write_video(tmp_path / "v.mp4", 5)
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"\0")
+    proc = run_cli("--source", str(video), "--onnx", str(model), "--json", "-", "--min-score", "0")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]  # nothing but JSON lines
+    assert [r["frame_index"] for r in records] == [0, 1, 2, 3, 4] and all(r["people"] for r in records)
+    assert "frames 5" in proc.stderr and not list(tmp_path.glob("*.partial*"))

@@ -185,3 +185,21 @@ def test_synth_cli_writes_a_dataset(tmp_path):
     assert main(["synth", "--out", str(tmp_path), "--images", "2", "--seed", "9"]) == 0
     assert len(json.loads((tmp_path / "annotations" / "person_keypoints.json").read_text())["images"]) == 2
     assert main(["synth", "--out", str(tmp_path), "--images", "0"]) == 1
+
+
+def test_demo_people_keep_their_identity_from_frame_to_frame():
+    from pose_stream.synthetic.animation import demo_frames as animated
+
+    frames = list(animated(num_frames=150, seed=0))
+    assert all(len(f.ids) == len(f.keypoints) and len(set(f.ids.tolist())) == len(f.ids) for f in frames)
+    seen = set()
+    for before, after in zip(frames, frames[1:]):
+        for i, person in enumerate(after.ids):
+            if person in before.ids:
+                j = int(np.flatnonzero(before.ids == person)[0])
+                both = (before.keypoints[j, :, 2] > 0) & (after.keypoints[i, :, 2] > 0)
+                if both.any():  # one person moves a little between frames, never jumps to another
+                    step = np.linalg.norm(after.keypoints[i, both, :2] - before.keypoints[j, both, :2], axis=1)
+                    assert np.median(step) < 15, (person, np.median(step))
+        seen.update(after.ids.tolist())
+    assert len(seen) > len(frames[0].ids)  # people came in during the clip
