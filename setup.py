@@ -26,10 +26,13 @@ setup(
         # TensorRT 11 removed the FP16 builder flag (weakly typed builds) that build-engine relies on.
         "gpu": ["tensorrt>=10.0,<11", "pycuda>=2025.1.2", "onnxruntime-gpu>=1.18"],
         "eval": ["pycocotools>=2.0.7"],
+        # The client of --backend triton (the server runs elsewhere, e.g. NVIDIA's tritonserver container).
+        "triton": ["tritonclient[grpc]>=2.40"],
         "bench": ["matplotlib>=3.7"],
         # munkres: the tie-break oracle for our Hungarian solver. The reference ran with munkres 1.1.x; 2.0+
         # breaks ties between equal-cost assignments differently, which changes who is grouped with whom.
-        "test": ["pytest>=7.4", "scipy>=1.10", "pycocotools>=2.0.7", "matplotlib>=3.7", "munkres>=1.1,<2"],
+        "test": ["pytest>=7.4", "scipy>=1.10", "pycocotools>=2.0.7", "matplotlib>=3.7", "munkres>=1.1,<2",
+                 "tritonclient[grpc]>=2.40"],
     },
     entry_points={"console_scripts": ["pose-stream=pose_stream.cli.main:console_main"]},
 )

@@ -13,6 +13,7 @@ _EXTRA_OF = {
     "pycuda.driver": "gpu",
     "pycocotools": "eval",
     "matplotlib": "bench",
+    "tritonclient": "triton",
 }
 
 

@@ -16,3 +16,8 @@ class MissingExtraError(PoseStreamError, ImportError):
         )
         self.package = package
         self.extra = extra
+
+
+class BackendUnavailable(PoseStreamError):
+    """The backend cannot be reached now (a remote server that went away): the call's frames are dropped, and
+    later calls try again. The pipeline counts them and goes on reading its sources."""

@@ -20,6 +20,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("run", "pose_stream.cli.run"),
     ("export", "pose_stream.cli.export"),
     ("build-engine", "pose_stream.cli.build_engine"),
+    ("triton-repo", "pose_stream.cli.triton_repo"),
     ("bench", "pose_stream.cli.bench"),
     ("eval", "pose_stream.cli.eval"),
     ("synth", "pose_stream.cli.synth"),

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from pose_stream.cli.arguments import device_name
+from pose_stream.cli.arguments import device_name, positive_float
 from pose_stream.devices import DEVICE_CHOICES
 from pose_stream.engine.registry import BACKEND_CHOICES, BACKENDS
 from pose_stream.input_size import InputSize
@@ -43,6 +43,15 @@ def add_model_arguments(parser: Any, *, model_default: str | None = DEFAULT_MODE
     elif backend == "list":
         parser.add_argument("--backend", default="all", help=f"comma-separated: {', '.join(BACKENDS)}, or all "
                             "(every one present here; default)")
+    if backend is not None:
+        parser.add_argument("--triton-url", metavar="HOST:PORT", default="localhost:8001",
+                            help="the Triton server's gRPC endpoint, for --backend triton (default: %(default)s)")
+        parser.add_argument("--triton-model", metavar="NAME", default="pose",
+                            help="the model's name on the Triton server (default: %(default)s)")
+        parser.add_argument("--triton-timeout", type=positive_float, default=2.0, metavar="SECONDS",
+                            help="timeout of every call to the server (default: %(default)g)")
+        parser.add_argument("--triton-shm", action="store_true",
+                            help="exchange tensors through shared memory (the server on this host)")
     if device:
         parser.add_argument("--device", type=device_name, default="auto",
                             help=f"{DEVICE_CHOICES}, for the torch backends (default: %(default)s)")
@@ -50,6 +59,16 @@ def add_model_arguments(parser: Any, *, model_default: str | None = DEFAULT_MODE
         shown = f" (default: {input_size})" if input_size else " (default: the model's)"
         parser.add_argument("--input-size", metavar="S|HxW", default=input_size or None,
                             help=f"network input size: {INPUT_SIZE_HELP}{shown}")
+
+
+def triton_options(args: argparse.Namespace) -> Any:
+    """The TritonOptions the --triton-* options give (checked), or None where the subcommand has none."""
+    if not hasattr(args, "triton_url"):
+        return None
+    from pose_stream.engine.registry import TritonOptions
+
+    return TritonOptions(url=args.triton_url, model=args.triton_model, timeout=args.triton_timeout,
+                         shared_memory=args.triton_shm)
 
 
 def parse_input_size(args: argparse.Namespace, option: str = "--input-size") -> InputSize | None:

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from pose_stream.cli.arguments import at_least, non_negative_float, non_negative_int, positive_float, positive_int
-from pose_stream.cli.model_args import DEFAULT_MODEL, add_model_arguments, parse_input_size
+from pose_stream.cli.model_args import DEFAULT_MODEL, add_model_arguments, parse_input_size, triton_options
 from pose_stream.cli.signals import STOP_SIGNALS
 from pose_stream.errors import PoseStreamError
 from pose_stream.pipeline.render import MIN_PERSON_SCORE
@@ -126,7 +126,7 @@ def estimator_config(args: argparse.Namespace) -> Any:
     return EstimatorConfig(model=args.model, weights=args.weights, onnx=args.onnx, engine=args.engine,
                            backend=args.backend, input_size=args.input_size, flip=args.flip, device=args.device,
                            max_aspect=args.max_aspect, batch=args.batch, cuda_graph=args.cuda_graph,
-                           torch_compile=args.torch_compile)
+                           torch_compile=args.torch_compile, triton=triton_options(args))
 
 
 def make_estimator(args: argparse.Namespace) -> Any:
@@ -148,7 +148,7 @@ def _check_options(args: argparse.Namespace) -> None:
         raise PoseStreamError("--no-render cannot be combined with --show or --save (they need drawn frames)")
     if args.show and not gui_available():
         raise PoseStreamError(f"--show: {HEADLESS_HINT}")
-    has_model = args.weights or args.onnx or args.engine
+    has_model = args.weights or args.onnx or args.engine or args.backend == "triton"
     if not has_model:
         if not _demo_only(args):
             raise PoseStreamError("no model given: pass --weights X.pth, --onnx X.onnx or --engine X.plan "

@@ -43,6 +43,26 @@ class BackendSpec:
     use: str
 
 
+@dataclass(frozen=True)
+class TritonOptions:
+    """Where the triton backend finds its model: the server's gRPC HOST:PORT, the model's name, the timeout of
+    every call in seconds, and whether tensors travel through shared memory (server on this host)."""
+
+    url: str = "localhost:8001"
+    model: str = "pose"
+    timeout: float = 2.0
+    shared_memory: bool = False
+
+    def __post_init__(self) -> None:
+        host, sep, port = self.url.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise PoseStreamError(f"bad --triton-url {self.url!r}: expected HOST:PORT, such as localhost:8001")
+        if not self.model or "/" in self.model:
+            raise PoseStreamError(f"bad --triton-model {self.model!r}: expected the model's name on the server")
+        if not 0 < self.timeout < float("inf"):
+            raise PoseStreamError(f"bad --triton-timeout {self.timeout}: expected seconds > 0")
+
+
 BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
     BackendSpec("torch", "torch", "fp32", "PyTorch checkpoint", (".pth", ".pt"), "--weights",
                 "PyTorch (CPU or CUDA)", "reference results, training, any machine"),
@@ -52,6 +72,9 @@ BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
                 "onnxruntime (onnxruntime-gpu for CUDA)", "the fastest CPU path; servers without PyTorch"),
     BackendSpec("tensorrt", "tensorrt", "fp16", "TensorRT engine", (".plan", ".engine", ".trt"), "--engine",
                 "TensorRT 10, pycuda and an NVIDIA GPU", "the fastest GPU path"),
+    BackendSpec("triton", "triton", "fp32", "model on a Triton server", (), "--triton-model",
+                "a Triton Inference Server and tritonclient (the triton extra)",
+                "many camera hosts sharing GPU servers (pose-stream triton-repo writes the model repository)"),
 )}
 BACKEND_NAMES: tuple[str, ...] = tuple(BACKENDS)
 BACKEND_CHOICES: tuple[str, ...] = ("auto", *BACKEND_NAMES)
@@ -96,7 +119,7 @@ def resolve_backend(name: str, model_file: str | os.PathLike | None = None, fram
         raise PoseStreamError(f"{model_file} is a {kind}, which the {framework} backend runs, but backend "
                               f"'{spec.name}' was asked for: drop the backend choice or give a model file for "
                               f"'{spec.name}' ({spec.option})")
-    if model_file is None and spec.framework != "torch":
+    if model_file is None and spec.framework not in ("torch", "triton"):
         raise PoseStreamError(f"backend '{spec.name}' needs {spec.option.lstrip('-')}=PATH (a {spec.file_kind}, "
                               f"{spec.option})")
     return spec
@@ -124,7 +147,8 @@ def unavailable_reason(spec: BackendSpec) -> str | None:
 
 
 def open_backend(spec: BackendSpec, model_file: str | os.PathLike | None = None, *, model: Any = None,
-                 device: str = "auto", cuda_graph: bool | None = None, torch_compile: bool = False):
+                 device: str = "auto", cuda_graph: bool | None = None, torch_compile: bool = False,
+                 triton: Any = None):
     """The Backend for `spec`.
 
     torch: `model` is a config name (its weights loaded from `model_file`, or random with a warning) or an
@@ -140,6 +164,16 @@ def open_backend(spec: BackendSpec, model_file: str | os.PathLike | None = None,
         options = {"compile": True} if torch_compile else {}
         return TorchBackend(_torch_model(model, model_file), device=device, fp16=spec.precision == "fp16",
                             cuda_graph=cuda_graph, **options)
+    if spec.framework == "triton":
+        from pose_stream.engine.triton_backend import TritonBackend
+
+        if triton is None:
+            raise PoseStreamError("the triton backend needs a server and a model (--triton-url, --triton-model)")
+        from pose_stream.models.config import get_config
+
+        joints = get_config(model).joint_set.num_joints if isinstance(model, str) else 17
+        return TritonBackend(triton.url, triton.model, timeout=triton.timeout, shared_memory=triton.shared_memory,
+                             num_joints=joints)
     if model_file is None:
         raise PoseStreamError(f"the {spec.name} backend needs a {spec.file_kind} ({spec.option} PATH)")
     if spec.framework == "onnxruntime":

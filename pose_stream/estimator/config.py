@@ -40,6 +40,8 @@ class EstimatorConfig:
         cuda_graph: replay the torch network from a CUDA graph per input shape (None: on for the torch backends
             on CUDA, off elsewhere; True on the CPU is an error).
         torch_compile: run the torch network through torch.compile instead of CUDA graphs.
+        triton: for backend "triton": the server, the model's name, the timeout, shared memory
+            (`engine.registry.TritonOptions`; its defaults without one).
         torch_preprocess: resize and normalise frames with torch on the backend's device, after a uint8 upload
             (equal to the CPU preprocessing bit for bit); None: on for the torch backends on CUDA.
     """
@@ -61,6 +63,7 @@ class EstimatorConfig:
     cuda_graph: bool | None = None
     torch_preprocess: bool | None = None
     torch_compile: bool = False
+    triton: Any = None
 
     def __post_init__(self) -> None:
         from pose_stream.devices import check_device_name

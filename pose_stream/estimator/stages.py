@@ -160,8 +160,13 @@ class PoseEstimator:
         from pose_stream.engine.registry import open_backend
 
         config = self.config
+        triton = config.triton
+        if triton is None and self.spec.framework == "triton":
+            from pose_stream.engine.registry import TritonOptions
+
+            triton = TritonOptions()
         return open_backend(self.spec, config.model_file, model=config.model, device=config.device,
-                            cuda_graph=config.cuda_graph, torch_compile=config.torch_compile)
+                            cuda_graph=config.cuda_graph, torch_compile=config.torch_compile, triton=triton)
 
     def _check_batch_range(self, backend) -> None:
         """With batching asked for (batch > 1), a backend with a batch limit must take the whole batch of frames

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pose_stream.errors import PoseStreamError
+from pose_stream.errors import BackendUnavailable, PoseStreamError
 from pose_stream.pipeline.channels import END, Aborted, FrameMux, StageQueue
 from pose_stream.pipeline.config import PipelineConfig, PipelineError
 from pose_stream.pipeline.frames import Frame, FrameResult, Work
@@ -243,7 +243,13 @@ class Pipeline:
                 t0 = time.perf_counter()
                 prepared = [estimator.prepare(frame.image) for frame in frames]
                 t1 = time.perf_counter()
-                raws = infer_batch(prepared)
+                try:
+                    raws = infer_batch(prepared)
+                except BackendUnavailable:
+                    # A remote backend that went away: these frames are lost, the sources go on; the backend
+                    # itself retries and logs when it is back.
+                    self.stats.backend_drops += len(frames)
+                    continue
                 t2 = time.perf_counter()
                 self.stats.record_batch(len(frames), t2 - t1)
                 for work, raw in zip(works, raws):

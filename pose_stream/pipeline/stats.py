@@ -67,6 +67,7 @@ class PipelineStats:
         self.discarded = 0  # frames abandoned in flight when a stop ran out of drain time
         self.source_latency = [RollingSamples() for _ in source_ids]
         self.batch_sizes: Counter[int] = Counter()  # written by the inference thread
+        self.backend_drops = 0  # frames lost while a remote backend was unreachable
         self.batch_seconds = RollingSamples()
 
     def record_batch(self, size: int, seconds: float) -> None:
@@ -127,6 +128,7 @@ class PipelineStats:
             "batches": self._batches(),
             "queues": [vars(q).copy() for q in self.queues],
             "discarded_in_flight": self.discarded,
+            "backend_unreachable_drops": self.backend_drops,
             "backend": self.backend,
         }
 
@@ -160,6 +162,8 @@ class PipelineStats:
             lines.append(f"  batches: {batches['calls']} network calls, {batches['mean_size']:.2f} frames each "
                          f"(sizes {', '.join(f'{k}: {v}' for k, v in batches['sizes'].items())}), "
                          f"{_fmt(batches['ms']['p50'], '.0f')} ms p50 a call")
+        if self.backend_drops:
+            lines.append(f"  {self.backend_drops} frame(s) dropped while the backend was unreachable")
         if self.discarded:
             lines.append(f"  {self.discarded} frame(s) in flight were abandoned when stopping")
         if stages:
