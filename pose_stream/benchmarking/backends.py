@@ -22,7 +22,9 @@ def parse_backends(text: str) -> tuple[BackendSpec, ...]:
     if not names:
         raise PoseStreamError("--backend needs at least one name")
     if names == ["all"]:
-        present = tuple(spec for spec in BACKEND_SPECS.values() if unavailable_reason(spec) is None)
+        # "all" means the backends of this machine; a Triton server is named explicitly (--backend triton).
+        present = tuple(spec for spec in BACKEND_SPECS.values()
+                        if unavailable_reason(spec) is None and spec.framework != "triton")
         if not present:
             raise PoseStreamError("no backend is available here")
         return present

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pose_stream.benchmarking.backends import BackendSpec
 from pose_stream.errors import PoseStreamError
@@ -47,6 +48,7 @@ class BenchConfig:
     weights: str | None = None
     onnx: str | None = None
     engine: str | None = None
+    triton: Any = None  # engine.registry.TritonOptions for the triton backend
     video: str | None = None
     baseline: bool = True
     device: str = "auto"

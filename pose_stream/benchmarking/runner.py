@@ -233,14 +233,25 @@ def _engine_only(spec: BackendSpec, config: BenchConfig, model, onnx: str | None
         images = np.concatenate([images, np.ascontiguousarray(images[..., ::-1])])
     calls = math.ceil(config.frames / batch)
     # A copy: the torch backend converts its model in place (device, FP16).
-    model_file = {"torch": None, "onnxruntime": onnx, "tensorrt": config.engine}[spec.framework]
-    with open_backend(spec, model_file, model=copy.deepcopy(model), device=config.device) as backend:
+    model_file = {"torch": None, "onnxruntime": onnx, "tensorrt": config.engine, "triton": None}[spec.framework]
+    with open_backend(spec, model_file, model=copy.deepcopy(model) if spec.framework == "torch" else config.model,
+                      device=config.device, triton=config.triton) as backend:
+        before = backend.statistics() if spec.framework == "triton" else None
         with _bar(calls * batch, f"engine-only {spec.name} {size[0]}x{size[1]} b{batch}", progress) as bar:
             seconds, total = _time_steps([("infer", lambda _, i: backend.infer(images))], calls, config.warmup, bar,
                                          frames_per_call=batch)
         info = backend.info
+        note = _server_note(before, backend.statistics()) if before is not None else ""
     return BenchRow(**base, precision=info.precision, device=info.device, frames=calls * batch,
-                    fps=calls * batch / total, stages={"infer": StageStats.from_seconds(seconds["infer"])})
+                    fps=calls * batch / total, stages={"infer": StageStats.from_seconds(seconds["infer"])}, note=note)
+
+
+def _server_note(before: dict, after: dict) -> str:
+    """What Triton's own statistics say about the timed calls: requests, batches, queue and compute time."""
+    requests = after["inference_count"] - before["inference_count"]
+    executions = after["execution_count"] - before["execution_count"]
+    return (f"server: {requests} inputs in {executions} executions; per request queue {after['queue_ms']} ms, "
+            f"compute {after['compute_infer_ms']} ms (Triton's statistics, the whole run of the server)")
 
 
 def _end_to_end(spec: BackendSpec, config: BenchConfig, weights: str, onnx: str | None, size: tuple[int, int],
@@ -267,7 +278,8 @@ def _end_to_end(spec: BackendSpec, config: BenchConfig, weights: str, onnx: str 
 
 def _estimator(spec: BackendSpec, config: BenchConfig, weights: str, onnx: str | None, size: tuple[int, int],
                flip: bool):
-    sources = {"torch": dict(weights=weights), "onnxruntime": dict(onnx=onnx), "tensorrt": dict(engine=config.engine)}
+    sources = {"torch": dict(weights=weights), "onnxruntime": dict(onnx=onnx), "tensorrt": dict(engine=config.engine),
+               "triton": dict(triton=config.triton)}
     return build_estimator(spec, model=config.model, **sources[spec.framework], input_size=InputSize(exact=size),
                            flip=flip, scales=(1.0,), device=config.device)
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pose_stream.cli.arguments import device_name, non_negative_float, positive_float, positive_int
-from pose_stream.cli.model_args import add_model_arguments
+from pose_stream.cli.model_args import add_model_arguments, triton_options
 from pose_stream.devices import DEVICE_CHOICES
 from pose_stream.engine.registry import BACKEND_NAMES
 from pose_stream.input_size import parse_input_sizes
@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=5, help="untimed frames before each configuration (default: %(default)s)")
     p.add_argument("--baseline-frames", type=int, default=20, help="timed frames of the slow baseline (default: %(default)s)")
     p.add_argument("--no-baseline", action="store_true", help="skip the reference-style baseline")
-    add_model_arguments(p, one_file=False, backend=None, device=False, file_help={
+    add_model_arguments(p, one_file=False, backend=None, device=False, triton=True, file_help={
         "weights": "checkpoint (.pth); omitted: random weights, seeded",
         "onnx": "ONNX model for the onnxruntime backend (default: exported from the model)",
         "engine": "TensorRT engine for the tensorrt backend"})
@@ -100,6 +100,7 @@ def build_config(args: argparse.Namespace):
         people=people, frames=args.frames, warmup=args.warmup, baseline_frames=args.baseline_frames,
         decode_input=args.decode_input, model=args.model, weights=args.weights, onnx=args.onnx, engine=args.engine,
         video=args.video, baseline=not args.no_baseline, device=args.device, threads=args.threads, seed=args.seed,
+        triton=triton_options(args),
     )
 
 

@@ -20,12 +20,13 @@ FILE_OPTIONS = {"weights": ("--weights", "X.pth"), "onnx": ("--onnx", "X.onnx"),
 def add_model_arguments(parser: Any, *, model_default: str | None = DEFAULT_MODEL, model_help: str | None = None,
                         files: Sequence[str] = ("weights", "onnx", "engine"), one_file: bool = True,
                         file_help: dict[str, str] | None = None, backend: str | None = "one",
-                        device: bool = True, input_size: str | None = None) -> None:
+                        device: bool = True, input_size: str | None = None, triton: bool | None = None) -> None:
     """Add the shared options to `parser` (a parser or an argument group).
 
     files: which model-file options; one_file: they exclude each other. backend: "one" (a name from the
     registry, or auto), "list" (comma-separated names or all; the caller parses it) or None. input_size: the
-    default shown in --help (None: no --input-size; "" for the model's own).
+    default shown in --help (None: no --input-size; "" for the model's own). triton: the --triton-* options
+    (default: with a --backend).
     """
     parser.add_argument("--model", default=model_default,
                         help=model_help or f"model config (default: {model_default or 'see below'})")
@@ -43,7 +44,7 @@ def add_model_arguments(parser: Any, *, model_default: str | None = DEFAULT_MODE
     elif backend == "list":
         parser.add_argument("--backend", default="all", help=f"comma-separated: {', '.join(BACKENDS)}, or all "
                             "(every one present here; default)")
-    if backend is not None:
+    if triton or (triton is None and backend is not None):
         parser.add_argument("--triton-url", metavar="HOST:PORT", default="localhost:8001",
                             help="the Triton server's gRPC endpoint, for --backend triton (default: %(default)s)")
         parser.add_argument("--triton-model", metavar="NAME", default="pose",

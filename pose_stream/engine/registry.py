@@ -139,6 +139,8 @@ def unavailable_reason(spec: BackendSpec) -> str | None:
         return None
     if spec.framework == "onnxruntime":
         return None if available("onnxruntime") else "onnxruntime is not installed"
+    if spec.framework == "triton":
+        return None if available("tritonclient.grpc") else "tritonclient is not installed (the triton extra)"
     if not available("tensorrt"):
         return "the tensorrt package does not import (pip install 'pose-stream[gpu]' on a GPU machine)"
     if not cuda_available():

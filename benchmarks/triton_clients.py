@@ -1,0 +1,131 @@
+"""Several camera hosts on one Triton server: 1, 2 and 4 client processes against one server, and the same model
+run locally, for the overhead of going through Triton.
+
+    python benchmarks/triton_clients.py                      # the demo model at 256x448, 40 calls per client
+    python benchmarks/triton_clients.py --clients 1,2,4 --calls 60
+
+Starts a real server (PyTriton's tritonserver from the .triton-venv environment, tests/triton/server.py) with
+the model exported to ONNX (ONNX Runtime, one thread, behind the dynamic batcher). Each client is a process of
+its own sending one frame and its flipped copy per call (a batch of 2), as `pose-stream run` does. Reported:
+client latency per call (median, p99), total frames/s, and Triton's own statistics of the same calls (requests,
+executions, time in the queue and in compute per request); and the local ONNX Runtime backend (one thread) on
+the same calls, for the per-frame overhead. Writes JSON under benchmarks/results/.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "triton"))
+
+CLIENT = """
+import json, sys, time
+import numpy as np
+from pose_stream.engine.triton_backend import TritonBackend
+url, model, calls, seed, h, w, start, shm = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]), sys.argv[8] == "1"
+backend = TritonBackend(url, model, timeout=60.0, shared_memory=shm)
+rng = np.random.default_rng(seed)
+batches = [rng.standard_normal((2, 3, h, w)).astype(np.float32) for _ in range(4)]
+backend.infer(batches[0])
+while time.time() < start:
+    time.sleep(0.001)
+times = []
+for i in range(calls):
+    t = time.perf_counter()
+    backend.infer(batches[i % 4])
+    times.append(time.perf_counter() - t)
+print(json.dumps({"times": times, "end": time.time()}))
+"""
+
+
+def main() -> int:
+    from server import TRITON_MISSING, TritonServer
+
+    from pose_stream.engine import OnnxRuntimeBackend
+    from pose_stream.engine.triton_backend import TritonBackend
+    from pose_stream.export import export_onnx
+    from pose_stream.models import build_model, load_checkpoint
+    from pose_stream.models.demo import DEMO_MODEL_NAME, demo_model_path
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", default="1,2,4")
+    parser.add_argument("--calls", type=int, default=40, help="calls per client (default: %(default)s)")
+    parser.add_argument("--input-hw", default="256x448")
+    parser.add_argument("--queue-delay-us", type=int, default=2000)
+    parser.add_argument("--shm", action="store_true", help="tensors through shared memory (--triton-shm)")
+    parser.add_argument("--name", default=f"triton-clients-{datetime.date.today().isoformat()}")
+    args = parser.parse_args()
+    if TRITON_MISSING:
+        print(f"triton_clients: {TRITON_MISSING}", file=sys.stderr)
+        return 2
+    h, w = (int(v) for v in args.input_hw.split("x"))
+    counts = [int(c) for c in args.clients.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx = Path(tmp) / "demo.onnx"
+        export_onnx(load_checkpoint(build_model(DEMO_MODEL_NAME), demo_model_path()), onnx, input_hw=(h, w))
+        local = OnnxRuntimeBackend(onnx, providers=["CPUExecutionProvider"], threads=1)
+        batch = np.random.default_rng(0).standard_normal((2, 3, h, w)).astype(np.float32)
+        local.infer(batch)
+        local_times = []
+        for _ in range(args.calls):
+            t = time.perf_counter()
+            local.infer(batch)
+            local_times.append(time.perf_counter() - t)
+        local.close()
+        server = TritonServer(onnx, name="demo", queue_delay_us=args.queue_delay_us).start()
+        try:
+            for count in counts:
+                watcher = TritonBackend(server.url, "demo", timeout=30.0)
+                before = watcher.statistics()
+                start = time.time() + 3.0  # every client connected and warmed up before the clock starts
+                procs = [subprocess.Popen([sys.executable, "-c", CLIENT, server.url, "demo", str(args.calls), str(i),
+                                           str(h), str(w), str(start), "1" if args.shm else "0"],
+                                          stdout=subprocess.PIPE, text=True)
+                         for i in range(count)]
+                results = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
+                after = watcher.statistics()
+                watcher.close()
+                times = [t for r in results for t in r["times"]]
+                wall = max(r["end"] for r in results) - start
+                executions = after["execution_count"] - before["execution_count"]
+                requests = after["inference_count"] - before["inference_count"]
+                row = {"clients": count, "calls": count * args.calls, "frames_per_s": round(count * args.calls / wall, 2),
+                       "call_ms_p50": round(1e3 * statistics.median(times), 2),
+                       "call_ms_p99": round(1e3 * float(np.percentile(times, 99)), 2),
+                       "server_requests": requests, "server_executions": executions,
+                       "inputs_per_execution": round(requests / max(executions, 1), 2),
+                       "server_queue_ms": after["queue_ms"], "server_compute_ms": after["compute_infer_ms"]}
+                rows.append(row)
+                print(row, flush=True)
+        finally:
+            server.kill()
+    local_ms = 1e3 * statistics.median(local_times)
+    one = next((r for r in rows if r["clients"] == 1), None)
+    overhead = None if one is None else round(100 * (one["call_ms_p50"] - local_ms) / local_ms, 1)
+    print(f"local onnxruntime (1 thread): {local_ms:.2f} ms a call; through Triton, 1 client: "
+          f"{one and one['call_ms_p50']} ms ({overhead}% overhead)")
+    out = ROOT / "benchmarks" / "results" / f"{args.name}.json"
+    out.write_text(json.dumps({"date": datetime.date.today().isoformat(),
+                               "command": " ".join(["python", "benchmarks/triton_clients.py", *sys.argv[1:]]),
+                               "model": f"{DEMO_MODEL_NAME} at {h}x{w}, batch 2 (frame + flip)",
+                               "shared_memory": args.shm, "queue_delay_us": args.queue_delay_us,
+                               "local_onnxruntime_ms_p50": round(local_ms, 2), "overhead_percent_1_client": overhead,
+                               "rows": rows}, indent=2), encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

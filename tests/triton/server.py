@@ -1,0 +1,86 @@
+"""A real Triton Inference Server for the tests and benchmarks: PyTriton's bundled tritonserver, run from its
+own virtual environment (nvidia-pytriton 0.7.0 needs numpy < 2; the project's OpenCV needs numpy >= 2) with
+`serve_onnx.py`, serving an exported model through ONNX Runtime behind Triton's dynamic batcher.
+
+The environment's interpreter is $POSE_STREAM_TRITON_PYTHON, or .triton-venv/bin/python in the repository
+(`.ci/run` makes it: python -m venv .triton-venv && .triton-venv/bin/pip install nvidia-pytriton==0.7.0
+onnxruntime "numpy<2").
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sysconfig
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def triton_python() -> Path | None:
+    configured = os.environ.get("POSE_STREAM_TRITON_PYTHON")
+    candidate = Path(configured) if configured else ROOT / ".triton-venv" / "bin" / "python"
+    return candidate if candidate.is_file() else None
+
+
+TRITON_MISSING = None if triton_python() else (
+    "no Triton server environment: python -m venv .triton-venv && .triton-venv/bin/pip install "
+    "nvidia-pytriton==0.7.0 onnxruntime 'numpy<2' (or set POSE_STREAM_TRITON_PYTHON)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TritonServer:
+    """The server process (its own process group, so that tritonserver under it goes too)."""
+
+    def __init__(self, onnx: Path, name: str = "pose", max_batch: int = 16, queue_delay_us: int = 20000) -> None:
+        self.onnx, self.name = onnx, name
+        self.max_batch, self.queue_delay_us = max_batch, queue_delay_us
+        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def start(self, timeout: float = 90.0) -> "TritonServer":
+        env = dict(os.environ)
+        # The Python backend's stub must load this interpreter's libpython (else: "_recursion_count" errors).
+        libdir = sysconfig.get_config_var("LIBDIR")
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (libdir, env.get("LD_LIBRARY_PATH", "")) if p)
+        env.pop("PYTHONPATH", None)
+        self.process = subprocess.Popen(
+            [str(triton_python()), str(HERE / "serve_onnx.py"), str(self.onnx), "--name", self.name,
+             "--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port),
+             "--metrics-port", str(self.metrics_port), "--max-batch", str(self.max_batch),
+             "--queue-delay-us", str(self.queue_delay_us)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        lines = []
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                if self.process.poll() is not None:
+                    break
+                continue
+            lines.append(line)
+            if line.strip() == "serving":
+                return self
+        self.kill()
+        raise RuntimeError("the Triton server did not start:\n" + "".join(lines[-30:]))
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait(timeout=30)
+        self.process = None
