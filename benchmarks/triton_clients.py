@@ -49,6 +49,63 @@ print(json.dumps({"times": times, "end": time.time()}))
 """
 
 
+def same_people_on_the_demo_clip(url: str, onnx: Path, hw: tuple[int, int], frames: int) -> dict:
+    """The demo clip through Triton and through the local onnxruntime backend: the frames whose people differ."""
+    from pose_stream.engine.registry import TritonOptions
+    from pose_stream.estimator import PoseEstimator
+    from pose_stream.models.demo import DEMO_MODEL_NAME
+    from pose_stream.pipeline.sources.demo import demo_frames
+
+    size = f"{hw[0]}x{hw[1]}"
+    differ, people = 0, 0
+    with PoseEstimator(DEMO_MODEL_NAME, backend="triton", triton=TritonOptions(url=url, model="demo", timeout=30.0),
+                       input_size=size) as remote, PoseEstimator(DEMO_MODEL_NAME, onnx=onnx, input_size=size) as local:
+        for image in demo_frames(frames):
+            a, b = remote.predict(image), local.predict(image)
+            people += len(b)
+            same = len(a) == len(b) and np.allclose(a.keypoints, b.keypoints, rtol=0, atol=1e-3)
+            differ += not same
+    print(f"demo clip: {frames} frames, {people} people; frames whose people differ: {differ}", flush=True)
+    return {"frames": frames, "people": people, "frames_differing": differ}
+
+
+def restart_check(server, restarts: int, hw: tuple[int, int]) -> dict:
+    """Kill and start the server `restarts` times under one client: seconds from each return to the first answer,
+    and the client's threads and open descriptors before and after."""
+    import os
+    import threading
+
+    from pose_stream.engine.triton_backend import TritonBackend
+    from pose_stream.errors import BackendUnavailable
+
+    backend = TritonBackend(server.url, "demo", timeout=1.0)
+    batch = np.zeros((2, 3, *hw), np.float32)
+    backend.infer(batch)
+    threads, descriptors = threading.active_count(), len(os.listdir("/proc/self/fd"))
+    resumed = []
+    for _ in range(restarts):
+        server.kill()
+        try:
+            backend.infer(batch)
+        except BackendUnavailable:
+            pass
+        server.start()
+        back = time.monotonic()
+        while True:
+            try:
+                backend.infer(batch)
+                break
+            except BackendUnavailable:
+                time.sleep(0.02)
+        resumed.append(round(time.monotonic() - back, 3))
+    result = {"restarts": restarts, "resume_s": resumed, "max_resume_s": max(resumed) if resumed else None,
+              "threads": [threads, threading.active_count()],
+              "descriptors": [descriptors, len(os.listdir("/proc/self/fd"))]}
+    backend.close()
+    print(f"restarts: {result}", flush=True)
+    return result
+
+
 def main() -> int:
     from server import TRITON_MISSING, TritonServer
 
@@ -64,6 +121,8 @@ def main() -> int:
     parser.add_argument("--input-hw", default="256x448")
     parser.add_argument("--queue-delay-us", type=int, default=2000)
     parser.add_argument("--shm", action="store_true", help="tensors through shared memory (--triton-shm)")
+    parser.add_argument("--demo-frames", type=int, default=250, help="frames of the demo clip compared (default: all)")
+    parser.add_argument("--restarts", type=int, default=10, help="server restarts in the leak check")
     parser.add_argument("--name", default=f"triton-clients-{datetime.date.today().isoformat()}")
     args = parser.parse_args()
     if TRITON_MISSING:
@@ -109,6 +168,8 @@ def main() -> int:
                        "server_queue_ms": after["queue_ms"], "server_compute_ms": after["compute_infer_ms"]}
                 rows.append(row)
                 print(row, flush=True)
+            same = same_people_on_the_demo_clip(server.url, onnx, (h, w), args.demo_frames)
+            restarts = restart_check(server, args.restarts, (h, w))
         finally:
             server.kill()
     local_ms = 1e3 * statistics.median(local_times)
@@ -122,7 +183,7 @@ def main() -> int:
                                "model": f"{DEMO_MODEL_NAME} at {h}x{w}, batch 2 (frame + flip)",
                                "shared_memory": args.shm, "queue_delay_us": args.queue_delay_us,
                                "local_onnxruntime_ms_p50": round(local_ms, 2), "overhead_percent_1_client": overhead,
-                               "rows": rows}, indent=2), encoding="utf-8")
+                               "rows": rows, "demo_clip": same, "restarts": restarts}, indent=2), encoding="utf-8")
     print(f"wrote {out}")
     return 0
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from pose_stream.cli.arguments import positive_int
-from pose_stream.cli.model_args import add_model_arguments, parse_input_size
+from pose_stream.cli.model_args import add_model_arguments, parse_input_size, triton_options
 from pose_stream.errors import PoseStreamError
 
 EXAMPLES = """\
@@ -67,8 +67,7 @@ def _spec(name: str, args: argparse.Namespace):
     if name == "auto":
         return BACKENDS["tensorrt" if args.engine else "onnxruntime" if args.onnx else "torch"]
     spec = get_backend(name)
-    attr = spec.option.lstrip("-")
-    if not getattr(args, attr):
+    if spec.framework != "triton" and not getattr(args, spec.option.lstrip("-")):
         raise PoseStreamError(f"backend {spec.name} needs {spec.option}")
     return spec
 
@@ -82,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from pose_stream.evaluation.runner import Comparison, image_files
     from pose_stream.models import get_config
 
-    if not (args.weights or args.onnx or args.engine):
+    if not (args.weights or args.onnx or args.engine or "triton" in (args.backend, args.compare_backend)):
         raise PoseStreamError("give the network: --weights (with --model), --onnx or --engine")
     for option, path in (("--weights", args.weights), ("--onnx", args.onnx), ("--engine", args.engine)):
         if path and not Path(path).is_file():
@@ -147,8 +146,11 @@ def _predict(spec, args: argparse.Namespace, input_size, scales: tuple[float, ..
 
     if unavailable_reason(spec):
         raise PoseStreamError(f"backend {spec.name} is not available here: {unavailable_reason(spec)}")
-    attr = spec.option.lstrip("-")
-    source = {attr: getattr(args, attr)}
+    if spec.framework == "triton":
+        source = {"triton": triton_options(args)}
+    else:
+        attr = spec.option.lstrip("-")
+        source = {attr: getattr(args, attr)}
     # max_aspect=None: a benchmark set is scored on every image, as the reference test does.
     estimator = build_estimator(spec, model=args.model, **source, input_size=input_size, flip=args.flip,
                                 scales=scales, device=args.device, max_aspect=None)

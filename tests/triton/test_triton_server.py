@@ -130,3 +130,31 @@ def test_bad_servers_and_models_fail_in_one_line(triton_server, case):
     fragment = {"unreachable": "cannot reach the Triton server", "unknown model": "has no model 'nope'",
                 "wrong input size": "refused a batch of 2x3x128x192"}[case]
     assert fragment in message, message
+
+
+def test_the_command_line_finds_the_same_people_through_triton(triton_server, served_onnx, tmp_path):
+    """`pose-stream run --backend triton` and `--onnx` on the same video: the same people, frame by frame."""
+    import json
+
+    import cv2
+
+    video = tmp_path / "v.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (144, 96))
+    for image in _images(8, seed=4):
+        writer.write(image)
+    writer.release()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    common = ["--source", str(video), "--model", "tiny_w8", "--input-size", "64x96", "--min-score", "0", "--no-render"]
+    runs = {}
+    for label, extra in (("triton", ["--backend", "triton", "--triton-url", triton_server.url]),
+                         ("onnx", ["--onnx", str(served_onnx)])):
+        out = tmp_path / f"{label}.jsonl"
+        proc = subprocess.run([sys.executable, "-m", "pose_stream", *common, *extra, "--json", str(out)],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        runs[label] = [json.loads(line)["people"] for line in out.read_text().splitlines()]
+    assert len(runs["triton"]) == len(runs["onnx"]) == 8
+    for a, b in zip(runs["triton"], runs["onnx"]):
+        assert len(a) == len(b)
+        for p, q in zip(a, b):
+            np.testing.assert_allclose(np.array(p["keypoints"]), np.array(q["keypoints"]), rtol=0, atol=1e-3)
