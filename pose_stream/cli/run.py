@@ -11,6 +11,7 @@ from typing import Any
 from pose_stream.cli.arguments import at_least, non_negative_float, non_negative_int, positive_float, positive_int
 from pose_stream.cli.model_args import DEFAULT_MODEL, add_model_arguments, parse_input_size, triton_options
 from pose_stream.cli.signals import STOP_SIGNALS
+from pose_stream.cli.tracking_args import add_tracking_arguments, tracking_configs
 from pose_stream.errors import PoseStreamError
 from pose_stream.pipeline.render import MIN_PERSON_SCORE
 from pose_stream.pipeline.sinks import Sink
@@ -91,6 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--no-render", action="store_true", help="draw nothing (headless throughput)")
     g.add_argument("--stats", action="store_true", help="print live statistics and per-stage timings")
 
+    add_tracking_arguments(p.add_argument_group("tracking and smoothing"))
+
     g = p.add_argument_group("live sources")
     g.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp", help="default: %(default)s")
     g.add_argument("--timeout", type=positive_float, default=2.0, metavar="SECONDS",
@@ -169,6 +172,7 @@ def _check_options(args: argparse.Namespace) -> None:
         if path and not os.path.isfile(path):
             raise PoseStreamError(f"model file not found: {path}")
     estimator_config(args)  # every model option checked before any input is opened
+    args.tracking, args.smoothing = tracking_configs(args)
 
 
 def _build_sinks(args: argparse.Namespace) -> list:
@@ -321,7 +325,8 @@ def _run(args: argparse.Namespace, stopper: _RunStopper) -> int:
     # After Ctrl-C, frames in flight get 1 s to finish; the frame being inferred always completes (the run waits
     # for every thread: the interpreter must not exit under a running network call).
     config = PipelineConfig(max_frames=args.max_frames, drain_timeout=1.0, join_timeout=None, batch=args.batch,
-                            batch_wait=args.batch_wait / 1000.0, min_score=args.min_score)
+                            batch_wait=args.batch_wait / 1000.0, min_score=args.min_score,
+                            tracking=args.tracking, smoothing=args.smoothing)
     pipeline = Pipeline(estimator, sources, [*sinks, progress], config, on_backend_ready=announce)
     progress.pipeline = pipeline
     if total is None and not args.stats:

@@ -1,5 +1,5 @@
 """Accuracy: COCO keypoint evaluation (AP/AR with pycocotools), the COCO results format, and where the AP goes.
-May import: pycocotools and pose_stream.{joints, poses, errors}; estimators are passed in, not built here.
+May import: pycocotools, motmetrics and pose_stream.{joints, poses, oks, errors}; estimators are passed in, not built here.
 """
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ import numpy as np
 from pose_stream.evaluation.annotations import KeypointAnnotations
 from pose_stream.evaluation.coco import Predictions, as_annotations, as_results, evaluate
 from pose_stream.joints import JointSet
+from pose_stream.oks import oks
 
 # Joint groups by name, so that COCO (nose, eyes, ears) and CrowdPose (head, neck) share them.
 JOINT_GROUPS: dict[str, tuple[str, ...]] = {
@@ -45,16 +46,6 @@ def group_joints(joint_set: JointSet, group: str) -> list[int]:
     return [j for j, name in enumerate(joint_set.names) if any(w in name for w in words)]
 
 
-def oks(predicted: np.ndarray, truth: np.ndarray, area: float, sigmas: np.ndarray) -> float:
-    """COCO object keypoint similarity of (K, >=2) predicted joints to (K, 3) labelled ones (mean over labelled)."""
-    labelled = truth[:, 2] > 0
-    if not labelled.any():
-        return 0.0
-    squared = ((predicted[:, :2] - truth[:, :2]) ** 2).sum(1)
-    similarity = np.exp(-squared / (2 * sigmas) ** 2 / (area + np.spacing(1)) / 2)
-    return float(similarity[labelled].mean())
-
-
 def match_to_ground_truth(results: Sequence[Mapping[str, Any]], annotations: KeypointAnnotations,
                           min_oks: float = 0.1) -> dict[int, dict[str, Any]]:
     """Result index -> the ground-truth annotation it matches.
@@ -77,8 +68,8 @@ def match_to_ground_truth(results: Sequence[Mapping[str, Any]], annotations: Key
         for ann in truth.get(result["image_id"], []):
             if ann["id"] in taken:
                 continue
-            similarity = oks(predicted, np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3),
-                             float(ann["area"]), sigmas)
+            labelled = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
+            similarity = oks(predicted, labelled, sigmas, used=labelled[:, 2] > 0, area=float(ann["area"]))
             if similarity >= best:
                 best, best_ann = similarity, ann
         if best_ann is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pose_stream.joints import JointSet
+from pose_stream.oks import oks_matrix
 
 OKS_MATCH = 0.5
 
@@ -69,18 +70,6 @@ class ClipQuality:
         }
 
 
-def oks(predicted: np.ndarray, labelled: np.ndarray, sigmas: np.ndarray) -> float:
-    """COCO's object keypoint similarity of one predicted person (K, 3) with one labelled person (K, 3)."""
-    seen = labelled[:, 2] > 0
-    if not seen.any():
-        return 0.0
-    xy = labelled[seen, :2]
-    area = max(float(np.ptp(xy[:, 0]) * np.ptp(xy[:, 1])), 1.0)
-    variance = (2 * sigmas[seen]) ** 2
-    distance = ((predicted[seen, :2] - xy) ** 2).sum(axis=1)
-    return float(np.exp(-distance / variance / (area + np.spacing(1)) / 2).mean())
-
-
 def score_frame(quality: ClipQuality, predicted: np.ndarray, scores: np.ndarray, labelled: np.ndarray,
                 joint_set: JointSet, min_score: float = 0.15, min_joint: float = 0.1) -> None:
     """Add one frame: predicted (N, K, 3) x, y, value with person scores (N,); labelled (P, K, 3) x, y, v."""
@@ -94,8 +83,9 @@ def score_frame(quality: ClipQuality, predicted: np.ndarray, scores: np.ndarray,
     quality.drawn += len(predicted)
     # one-to-one matching by OKS, highest person score first (as COCO matches detections)
     taken: set[int] = set()
+    similarity = oks_matrix(predicted, labelled, sigmas, used=labelled[:, :, 2] > 0) if len(labelled) else None
     for n in np.argsort(-scores, kind="stable"):
-        values = [oks(predicted[n], labelled[p], sigmas) if p not in taken else -1.0 for p in range(len(labelled))]
+        values = [similarity[n, p] if p not in taken else -1.0 for p in range(len(labelled))]
         if values and max(values) >= OKS_MATCH:
             p = int(np.argmax(values))
             taken.add(p)

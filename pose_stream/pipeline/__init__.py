@@ -1,5 +1,6 @@
-"""The streaming pipeline: sources -> prepare + infer -> aggregate -> group -> sinks, one thread per stage.
-May import: OpenCV and pose_stream.{poses, joints, synthetic, redact, atomic, errors}; estimators come in through
+"""The streaming pipeline: sources -> prepare + infer -> aggregate -> group -> track -> sinks, one thread per stage
+(tracking runs in the output stage, per source). May import: OpenCV and pose_stream.{poses, joints, tracking,
+synthetic, redact, atomic, errors}; estimators come in through
 the StageEstimator protocol, so not engine/, models/ or train/.
 """
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pose_stream.errors import PoseStreamError
+from pose_stream.tracking.config import SmoothingConfig, TrackingConfig
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class PipelineConfig:
         batch_wait: seconds, see `batch`.
         min_score: people scoring below this are left out of every output (what is drawn is what the JSON and
             COCO results hold); 0 keeps every fragment the decoder reports.
+        tracking: how people are tracked on video sources (each gets a `track_id`); None: not tracked. Image
+            folders are never tracked (their images are unrelated).
+        smoothing: One-Euro smoothing of tracked people's joints; None: positions as found. Needs tracking.
     """
 
     max_frames: int | None = None
@@ -40,6 +44,8 @@ class PipelineConfig:
     batch: int = 1
     batch_wait: float = 0.01
     min_score: float = 0.0
+    tracking: TrackingConfig | None = None
+    smoothing: SmoothingConfig | None = None
 
     def __post_init__(self) -> None:
         if self.max_frames is not None and self.max_frames < 1:
@@ -52,6 +58,8 @@ class PipelineConfig:
             raise ValueError("min_score must be a finite number >= 0")
         if self.batch < 1 or not 0 <= self.batch_wait < float("inf"):
             raise ValueError("batch must be at least 1 and batch_wait a finite number of seconds >= 0")
+        if self.smoothing is not None and self.tracking is None:
+            raise ValueError("smoothing follows tracked people: it needs tracking")
 
 
 class PipelineError(PoseStreamError):

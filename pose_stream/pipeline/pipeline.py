@@ -30,7 +30,10 @@ from pose_stream.pipeline.render import draw_overlay, draw_poses, drawn_people
 from pose_stream.pipeline.outputs import check_outputs
 from pose_stream.pipeline.sinks import Sink, SinkContext
 from pose_stream.pipeline.sources import Source, SourceState
+from pose_stream.pipeline.sources.base import DEFAULT_FPS
 from pose_stream.pipeline.stats import PipelineStats
+from pose_stream.joints import get_joint_set
+from pose_stream.tracking import Follower
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,7 @@ class Pipeline:
         self._aggregated = StageQueue("aggregate->group", size, self._abort)
         self._grouped = StageQueue("group->output", size, self._abort)
         self.stats = PipelineStats([s.source_id for s in self.sources])
+        self._followers: dict[int, Follower | None] = {}  # per source index, made at its first frame
         self.refresh_stats()
 
     # -- control (safe from signal handlers and other threads) -------------------------------------
@@ -342,6 +346,12 @@ class Pipeline:
         latency = time.monotonic() - frame.captured_at
         state = self.sources[frame.source_index].status.state.value
         poses = work.payload.with_min_score(self.config.min_score) if self.config.min_score > 0 else work.payload
+        follower = self._follower(frame.source_index, poses)
+        if follower is not None:
+            t0 = time.perf_counter()
+            # the source's own clock (frame number / fps), steadier than arrival times and right for files too
+            poses = follower(poses, frame.index / follower.fps)
+            work.timings["track"] = time.perf_counter() - t0
         result = FrameResult(frame, poses, work.timings, latency, state, time.time())
         if render:
             t0 = time.perf_counter()
@@ -354,6 +364,17 @@ class Pipeline:
             sink.write(result)
         work.timings["sinks"] = time.perf_counter() - t0
         self.stats.record(frame.source_index, latency, work.timings, len(result.poses))
+
+    def _follower(self, source_index: int, poses: Any) -> Follower | None:
+        """The source's tracker (and smoother), made at its first frame (when a video knows its frame rate)."""
+        if source_index not in self._followers:
+            source = self.sources[source_index]
+            follower = None
+            if self.config.tracking is not None and source.video:
+                sigmas = get_joint_set(poses.joint_set).sigmas
+                follower = Follower(self.config.tracking, self.config.smoothing, sigmas, source.fps or DEFAULT_FPS)
+            self._followers[source_index] = follower
+        return self._followers[source_index]
 
     def _overlay_lines(self, result: FrameResult) -> list[str]:
         fps = self.stats.recent_fps()

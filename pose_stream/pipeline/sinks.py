@@ -27,7 +27,7 @@ from pose_stream.errors import PoseStreamError
 from pose_stream.pipeline.frames import FrameResult
 from pose_stream.pipeline.render import gui_available
 from pose_stream.pipeline.sources import ImageSequenceSource, Source
-from pose_stream.pipeline.sources.files import DEFAULT_FPS
+from pose_stream.pipeline.sources.base import DEFAULT_FPS
 
 log = logging.getLogger(__name__)
 

@@ -112,6 +112,11 @@ def test_a_model_file_for_another_backend_is_an_error(tmp_path, dummy_model):
     (["--batch", "0"], ["--batch", ">= 1"]),
     (["--batch-wait", "-1"], ["--batch-wait", ">= 0"]),
     (["--batch-wait", "nan"], ["--batch-wait", "finite"]),
+    (["--smooth", "--smooth-beta", "-1"], ["--smooth-beta", ">= 0"]),
+    (["--smooth", "--smooth-min-cutoff", "0"], ["--smooth-min-cutoff", "> 0"]),
+    (["--smooth-d-cutoff", "-3"], ["--smooth-d-cutoff", "> 0"]),
+    (["--track-lost", "inf"], ["--track-lost", "finite"]),
+    (["--tracker", "sort"], ["--tracker", "norfair", "bytetrack"]),
 ])
 def test_bad_numbers_and_devices_are_one_line(tmp_path, dummy_model, argv, fragments):
     proc = run_cli("--source", "demo", *argv)
@@ -119,6 +124,11 @@ def test_bad_numbers_and_devices_are_one_line(tmp_path, dummy_model, argv, fragm
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pose-stream run: error: argument"), proc.stderr
     assert all(f in lines[0] for f in fragments), lines[0]
+
+
+def test_smoothing_without_tracking_is_one_line(tmp_path, dummy_model):
+    proc = run_cli("--source", "demo", "--smooth", "--no-track")
+    assert_one_line_error(proc, "--smooth", "--no-track")
 
 
 def test_random_bytes_as_weights_is_one_short_line(tmp_path):

@@ -123,6 +123,16 @@ def test_video_to_json_and_video(tmp_path, dummy_model):
     assert "frames 18" in proc.stdout and "latency p50" in proc.stdout and "reconnects 0" in proc.stdout
     assert "infer" in proc.stdout  # --stats: the stage table
     assert "pose-stream: backend fake on cpu (fp32)" in proc.stderr
+    people = [p for r in records for p in r["people"]]
+    assert people and all("track_id" in p for p in people)  # videos are tracked by default
+
+
+def test_no_track_leaves_track_ids_out(tmp_path, dummy_model):
+    video = write_video(tmp_path / "walk.mp4", 4)
+    proc = run_cli("--source", str(video), "--onnx", str(dummy_model), "--json", "-", "--no-track")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(records) == 4 and not any("track_id" in p for r in records for p in r["people"])
 
 
 def test_image_folder_to_coco_results(image_folder, tmp_path, dummy_model):

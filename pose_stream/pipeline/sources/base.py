@@ -105,6 +105,9 @@ class SourceStatus:
         }
 
 
+DEFAULT_FPS = 25.0  # assumed when a video or stream does not say its frame rate
+
+
 class Source(abc.ABC):
     """A stream of images. `images(stop)` is a generator that releases what it opened in `finally`.
 
@@ -112,11 +115,14 @@ class Source(abc.ABC):
         source_id: display name (credentials masked), used in logs, stats and output files.
         live: True for cameras and streams (the pipeline keeps only the newest frame); False for files,
             folders and generated clips (every frame is processed, in order).
+        video: True when consecutive frames show one scene over time (people are tracked from frame to frame);
+            False for image files, which are unrelated pictures.
         status: state and counters.
     """
 
     source_id: str
     live: bool = False
+    video: bool = True
 
     def __init__(self, source_id: str, stall_timeout: float | None = None) -> None:
         self.source_id = mask_url(source_id)

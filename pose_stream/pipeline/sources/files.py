@@ -10,13 +10,12 @@ from pathlib import Path
 import cv2
 
 from pose_stream.errors import PoseStreamError
-from pose_stream.pipeline.sources.base import CapturedImage, Source, SourceState, captured
+from pose_stream.pipeline.sources.base import DEFAULT_FPS, CapturedImage, Source, SourceState, captured
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # Assumed for image sequences (an annotated video needs some rate) and streams that report none.
-DEFAULT_FPS = 25.0
 
 
 def is_image_path(path: str | Path) -> bool:
@@ -115,6 +114,7 @@ class ImageSequenceSource(Source):
     """
 
     live = False
+    video = False
 
     def __init__(self, paths: Sequence[str | Path], source_id: str | None = None, strict: bool = False) -> None:
         self.strict = strict

@@ -16,7 +16,7 @@ import cv2
 
 from pose_stream.errors import PoseStreamError
 from pose_stream.pipeline.sources.base import CapturedImage, Source, SourceState, captured
-from pose_stream.pipeline.sources.files import DEFAULT_FPS
+from pose_stream.pipeline.sources.base import DEFAULT_FPS
 
 log = logging.getLogger(__name__)
 
