@@ -21,6 +21,9 @@ setup(
         "numpy>=1.24",
         "numba>=0.59",
         "tqdm>=4.60",
+        # person tracking (--tracker norfair, the default): the maintained fork of tryolabs' norfair (same
+        # `norfair` import), which supports NumPy 2 and takes a whole-frame distance matrix
+        "norfair-enough>=2.4,<3",
     ],
     extras_require={
         # TensorRT 11 removed the FP16 builder flag (weakly typed builds) that build-engine relies on.
@@ -28,11 +31,14 @@ setup(
         "eval": ["pycocotools>=2.0.7"],
         # The client of --backend triton (the server runs elsewhere, e.g. NVIDIA's tritonserver container).
         "triton": ["tritonclient[grpc]>=2.40"],
-        "bench": ["matplotlib>=3.7"],
+        # --tracker bytetrack (roboflow's trackers, with supervision)
+        "bytetrack": ["trackers>=2.1"],
+        "bench": ["matplotlib>=3.7", "motmetrics>=1.4"],
         # munkres: the tie-break oracle for our Hungarian solver. The reference ran with munkres 1.1.x; 2.0+
         # breaks ties between equal-cost assignments differently, which changes who is grouped with whom.
+        # OneEuroFilter: the authors' filter, the reference our vectorised one is tested against
         "test": ["pytest>=7.4", "scipy>=1.10", "pycocotools>=2.0.7", "matplotlib>=3.7", "munkres>=1.1,<2",
-                 "tritonclient[grpc]>=2.40"],
+                 "tritonclient[grpc]>=2.40", "trackers>=2.1", "motmetrics>=1.4", "OneEuroFilter>=0.2"],
     },
     entry_points={"console_scripts": ["pose-stream=pose_stream.cli.main:console_main"]},
 )
