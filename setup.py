@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["pose_stream", "pose_stream.*"]),
-    package_data={"pose_stream": ["decoding/*.cu", "data/*"]},
+    package_data={"pose_stream": ["decoding/*.cu", "data/*", "web/*.html"]},
     install_requires=[
         "torch>=2.4",
         "onnx>=1.16",
@@ -24,6 +24,9 @@ setup(
         # person tracking (--tracker norfair, the default): the maintained fork of tryolabs' norfair (same
         # `norfair` import), which supports NumPy 2 and takes a whole-frame distance matrix
         "norfair-enough>=2.4,<3",
+        # the live view (--serve) and its Prometheus metrics
+        "aiohttp>=3.9",
+        "prometheus-client>=0.20",
     ],
     extras_require={
         # TensorRT 11 removed the FP16 builder flag (weakly typed builds) that build-engine relies on.
@@ -38,7 +41,9 @@ setup(
         # breaks ties between equal-cost assignments differently, which changes who is grouped with whom.
         # OneEuroFilter: the authors' filter, the reference our vectorised one is tested against
         "test": ["pytest>=7.4", "scipy>=1.10", "pycocotools>=2.0.7", "matplotlib>=3.7", "munkres>=1.1,<2",
-                 "tritonclient[grpc]>=2.40", "trackers>=2.1", "motmetrics>=1.4", "OneEuroFilter>=0.2"],
+                 "tritonclient[grpc]>=2.40", "trackers>=2.1", "motmetrics>=1.4", "OneEuroFilter>=0.2",
+                 # the live view's page is tested in a real browser: Debian's chromium, driven by Playwright
+                 "playwright>=1.40"],
     },
     entry_points={"console_scripts": ["pose-stream=pose_stream.cli.main:console_main"]},
 )

@@ -5,16 +5,15 @@ import argparse
 import logging
 import os
 import sys
-import time
 from typing import Any
 
 from pose_stream.cli.arguments import at_least, non_negative_float, non_negative_int, positive_float, positive_int
 from pose_stream.cli.model_args import DEFAULT_MODEL, add_model_arguments, parse_input_size, triton_options
+from pose_stream.cli.progress import ProgressSink
 from pose_stream.cli.signals import STOP_SIGNALS
 from pose_stream.cli.tracking_args import add_tracking_arguments, tracking_configs
 from pose_stream.errors import PoseStreamError
 from pose_stream.pipeline.render import MIN_PERSON_SCORE
-from pose_stream.pipeline.sinks import Sink
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--json", metavar="OUT.jsonl", help="write one JSON line per frame (flushed per frame); - for "
                                                      "standard output (the summary then goes to standard error)")
     g.add_argument("--coco-results", metavar="OUT.json", help="write COCO keypoint results (image sources)")
+    g.add_argument("--serve", metavar="[HOST:]PORT",
+                   help="live view in a browser at http://HOST:PORT/ (each source's video and numbers; /api/poses, "
+                        "/metrics for Prometheus); HOST defaults to 127.0.0.1, 0.0.0.0 serves every network")
     g.add_argument("--min-score", type=non_negative_float, default=MIN_PERSON_SCORE, metavar="S",
                    help="leave out people scoring below S from every output: what the video draws is what the "
                         "JSON lines and COCO results hold (default: %(default)g; 0 keeps every fragment)")
@@ -147,8 +149,12 @@ def _check_options(args: argparse.Namespace) -> None:
     size = parse_input_size(args)
     # S stays a number (as --input-size has always given it); HxW is an InputSize.
     args.input_size = None if size is None else size.short if size.short is not None else size
-    if args.no_render and (args.show or args.save):
-        raise PoseStreamError("--no-render cannot be combined with --show or --save (they need drawn frames)")
+    if args.no_render and (args.show or args.save or args.serve):
+        raise PoseStreamError("--no-render cannot be combined with --show, --save or --serve (they need drawn frames)")
+    if args.serve:
+        from pose_stream.web.address import parse_address
+
+        args.serve_address = parse_address(args.serve)
     if args.show and not gui_available():
         raise PoseStreamError(f"--show: {HEADLESS_HINT}")
     has_model = args.weights or args.onnx or args.engine or args.backend == "triton"
@@ -181,7 +187,7 @@ def _build_sinks(args: argparse.Namespace) -> list:
 
     show = args.show
     overwrite_video = args.overwrite
-    if not (args.show or args.save or args.json or args.coco_results or args.no_render):
+    if not (args.show or args.save or args.json or args.coco_results or args.no_render or args.serve):
         show = gui_available() and (sys.platform != "linux" or bool(os.environ.get("DISPLAY")))
         if not show and _demo_only(args):
             # The demo is for looking at: without a window, write the annotated video where it can be found.
@@ -200,44 +206,11 @@ def _build_sinks(args: argparse.Namespace) -> list:
         sinks.append(JsonLinesSink(args.json, overwrite=args.overwrite))
     if args.coco_results:
         sinks.append(CocoResultsSink(args.coco_results, overwrite=args.overwrite))
+    if args.serve:
+        from pose_stream.web import LiveView
+
+        sinks.append(LiveView())
     return sinks
-
-
-class _ProgressSink(Sink):
-    """Progress on stderr: a bar when it is a terminal; otherwise (a log, a service, a pipe) a status line every
-    `QUIET_INTERVAL` seconds, so that a long run is never silent; with --stats a status line every `INTERVAL`."""
-
-    INTERVAL = 2.0
-    QUIET_INTERVAL = 5.0
-
-    def __init__(self, total: int | None, live_stats: bool) -> None:
-        self._total = total
-        self._interval = self.INTERVAL if live_stats else None if sys.stderr.isatty() else self.QUIET_INTERVAL
-        self._bar: Any = None
-        self._done = 0  # a disabled bar does not count
-        self._next_line = time.monotonic() + (self._interval or 0.0)
-        self.pipeline: Any = None
-
-    def start(self, context: Any) -> None:
-        from tqdm import tqdm
-
-        # disable=None: no bar when stderr is not a terminal (logs, CI, tests).
-        self._bar = tqdm(total=self._total, unit="frame", disable=None, dynamic_ncols=True, leave=False)
-
-    def write(self, result: Any) -> None:
-        self._bar.update(1)
-        self._done += 1
-        now = time.monotonic()
-        if self._interval is not None and now >= self._next_line and self.pipeline is not None:
-            self._next_line = now + self._interval
-            first = self.pipeline.refresh_stats().format_summary().splitlines()[0]
-            done = f"{self._done}/{self._total} frames; " if self._total else ""
-            self._bar.write(f"pose-stream: {done}{first}", file=sys.stderr)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
 
 
 class _RunStopper:
@@ -293,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, stopper: _RunStopper) -> int:
-    from pose_stream.pipeline import LiveOptions, Pipeline, PipelineConfig, ReconnectPolicy, open_source
+    from pose_stream.pipeline import LiveOptions, ReconnectPolicy, open_source
     from pose_stream.pipeline.outputs import check_outputs
 
     _quiet_opencv(getattr(args, "verbose", 0))
@@ -308,11 +281,35 @@ def _run(args: argparse.Namespace, stopper: _RunStopper) -> int:
         source.check()
     if stopper.requested:
         return 0
+    server = _start_server(args, sinks)
+    try:
+        return _run_pipeline(args, stopper, sources, sinks)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _start_server(args: argparse.Namespace, sinks: list) -> Any:
+    """The live view's web server, listening (PoseStreamError when it cannot), or None without --serve."""
+    if not args.serve:
+        return None
+    from pose_stream.web import LiveView, WebServer
+
+    view = next(sink for sink in sinks if isinstance(sink, LiveView))
+    server = WebServer(view, *args.serve_address)
+    server.start()
+    print(f"pose-stream: live view on {server.url}", file=sys.stderr, flush=True)
+    return server
+
+
+def _run_pipeline(args: argparse.Namespace, stopper: _RunStopper, sources: list, sinks: list) -> int:
+    from pose_stream.pipeline import Pipeline, PipelineConfig
+
     totals = [s.expected_frames for s in sources]
     total = None if None in totals or any(s.live for s in sources) else sum(totals)
     if total is not None and args.max_frames:
         total = min(total, args.max_frames)
-    progress = _ProgressSink(total, args.stats)
+    progress = ProgressSink(total, args.stats)
 
     weights = args.weights or args.onnx or args.engine or "random weights"
     print(f"pose-stream: model {args.model} ({weights}), input {args.input_size}, flip {'on' if args.flip else 'off'}; "

@@ -135,7 +135,7 @@ class Pipeline:
         clean = False
         try:
             check_outputs(self.sinks, self.sources)
-            context = SinkContext(self.sources, self.stop, succeeded=lambda: self._failure is None)
+            context = SinkContext(self.sources, self.stop, succeeded=lambda: self._failure is None, stats=self.stats)
             for sink in self.sinks:
                 sink.start(context)
                 started.append(sink)

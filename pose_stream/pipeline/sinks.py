@@ -37,12 +37,14 @@ HEADLESS_HINT = ("this OpenCV build has no GUI support (the headless wheel): ins
 
 @dataclass(frozen=True)
 class SinkContext:
-    """What sinks may know about the run: its sources, how to ask it to stop (drain and finish), and (in
-    `close`) whether it ended well: completed or stopped on request, not failed."""
+    """What sinks may know about the run: its sources, how to ask it to stop (drain and finish), (in `close`)
+    whether it ended well: completed or stopped on request, not failed; and its live statistics (PipelineStats,
+    refreshed by the output stage about twice a second; read-only for sinks)."""
 
     sources: Sequence[Source]
     request_stop: Callable[[], None]
     succeeded: Callable[[], bool] = lambda: True
+    stats: Any = None
 
 
 class Sink(abc.ABC):

@@ -17,7 +17,7 @@ import numpy as np
 from pose_stream.pipeline.channels import QueueStats
 
 WINDOW = 8192
-STAGES = ("prepare", "infer", "aggregate", "group", "render", "sinks")
+STAGES = ("prepare", "infer", "aggregate", "group", "track", "render", "sinks")
 
 
 class RollingSamples:

@@ -131,6 +131,30 @@ def test_smoothing_without_tracking_is_one_line(tmp_path, dummy_model):
     assert_one_line_error(proc, "--smooth", "--no-track")
 
 
+@pytest.mark.parametrize("value, fragment", [("abc", "expected PORT or HOST:PORT"), ("host:99999", "1 to 65535"),
+                                             ("bad host:80", "not an IP address")])
+def test_bad_serve_addresses_are_one_line(tmp_path, value, fragment):
+    assert_one_line_error(run_cli("--source", "demo", "--serve", value), "--serve", fragment)
+
+
+def test_serving_on_a_port_in_use_is_one_line_and_writes_nothing(tmp_path, dummy_model):
+    import socket
+
+    video = write_video(tmp_path / "v.mp4", 4)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_cli("--source", str(video), "--onnx", str(dummy_model), "--serve", str(port),
+                       "--json", str(tmp_path / "p.jsonl"))
+    assert_one_line_error(proc, f"--serve 127.0.0.1:{port}", "in use")
+    assert not list(tmp_path.glob("p*.jsonl"))
+
+
+def test_serve_needs_drawn_frames(tmp_path):
+    assert_one_line_error(run_cli("--source", "demo", "--serve", "8080", "--no-render"), "--no-render", "--serve")
+
+
 def test_random_bytes_as_weights_is_one_short_line(tmp_path):
     video = write_video(tmp_path / "v.mp4", 2)
     weights = tmp_path / "w.pth"

@@ -9,46 +9,7 @@ from pipeline_fakes import CollectSink
 from pose_stream.pipeline import GeneratedSource, ImageSequenceSource, Pipeline, PipelineConfig
 from pose_stream.poses import Poses
 from pose_stream.tracking import SmoothingConfig, TrackingConfig
-from tracking_people import frame as people_frame, person
-
-WALKERS = [(100, 300, 180, 3.0), (400, 280, 150, -2.0), (250, 200, 90, 1.0)]
-
-
-def _walkers_at(t: int) -> list[np.ndarray]:
-    return [person(x + v * t, y, h) for x, y, h, v in WALKERS]
-
-
-class WalkerEstimator:
-    """Stage estimator whose people are the walkers at the frame number written into the image, listed in an
-    order that changes every frame (as a detector's would), with a little noise."""
-
-    backend_info = "walkers"
-
-    def __init__(self) -> None:
-        self.rng = np.random.default_rng(0)
-
-    def prepare(self, image):
-        return int(image[0, 0, 0])
-
-    def infer(self, t):
-        return t
-
-    def aggregate(self, t):
-        return t
-
-    def group(self, t):
-        order = np.random.default_rng(t).permutation(len(WALKERS))
-        walkers = _walkers_at(t)
-        return people_frame([walkers[i] for i in order], self.rng, noise=1.0)
-
-    def close(self):
-        pass
-
-
-def _numbered_frames(num_frames, size):
-    for t in range(num_frames):
-        yield np.full((size[1], size[0], 3), t, np.uint8)
-
+from tracking_people import WalkerEstimator, numbered_frames as _numbered_frames, walkers_at as _walkers_at
 
 def _run(sources, **config) -> CollectSink:
     sink = CollectSink()

@@ -39,3 +39,43 @@ def walkers(starts: list[tuple[float, float, float, float]], frames: int, rng: n
         out.append(frame([person(starts[i][0] + starts[i][3] * t, starts[i][1], starts[i][2]) for i in order], rng))
         who.append(order)
     return out, who
+
+
+WALKERS = [(100, 300, 180, 3.0), (400, 280, 150, -2.0), (250, 200, 90, 1.0)]
+
+
+def walkers_at(t: int) -> list[np.ndarray]:
+    return [person(x + v * t, y, h) for x, y, h, v in WALKERS]
+
+
+class WalkerEstimator:
+    """Stage estimator whose people are the walkers at the frame number written into the image, listed in an
+    order that changes every frame (as a detector's would), with a little noise."""
+
+    backend_info = "walkers"
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(0)
+
+    def prepare(self, image):
+        return int(image[0, 0, 0])
+
+    def infer(self, t):
+        return t
+
+    def aggregate(self, t):
+        return t
+
+    def group(self, t):
+        order = np.random.default_rng(t).permutation(len(WALKERS))
+        walkers = walkers_at(t)
+        return frame([walkers[i] for i in order], self.rng, noise=1.0)
+
+    def close(self):
+        pass
+
+
+def numbered_frames(num_frames, size):
+    """Frames (a GeneratedSource factory) whose pixels hold the frame number modulo 256."""
+    for t in range(num_frames):
+        yield np.full((size[1], size[0], 3), t % 256, np.uint8)
