@@ -23,13 +23,17 @@ def drawn_people(poses: Poses, min_score: float = MIN_PERSON_SCORE) -> np.ndarra
 
 def draw_poses(image: np.ndarray, poses: Poses, joint_set: JointSet | None = None,
                min_value: float = MIN_JOINT_VALUE, min_score: float = MIN_PERSON_SCORE) -> np.ndarray:
-    """Draw the limbs and joints of every person scoring >= min_score on `image` (uint8 BGR, in place)."""
+    """Draw the limbs and joints of every person scoring >= min_score on `image` (uint8 BGR, in place), with
+    their track id above them when people are tracked."""
     joints = joint_set or get_joint_set(poses.joint_set)
     height, width = image.shape[:2]
     thickness = max(1, round(min(height, width) / 240))
     radius = thickness + 1
-    for person in poses.keypoints[drawn_people(poses, min_score)]:
+    drawn = drawn_people(poses, min_score)
+    for n, person in zip(drawn, poses.keypoints[drawn]):
         visible = person[:, 2] >= min_value
+        if poses.track_ids is not None and poses.track_ids[n] >= 0 and visible.any():
+            _label(image, f"#{int(poses.track_ids[n])}", person[visible, :2], thickness)
         points = np.round(person[:, :2]).astype(np.int64)
         for limb, (a, b) in enumerate(joints.skeleton):
             if visible[a] and visible[b]:
@@ -38,6 +42,16 @@ def draw_poses(image: np.ndarray, poses: Poses, joint_set: JointSet | None = Non
         for j in np.flatnonzero(visible):
             cv2.circle(image, tuple(map(int, points[j])), radius, joints.joint_color(int(j)), -1, cv2.LINE_AA)
     return image
+
+
+def _label(image: np.ndarray, text: str, points: np.ndarray, thickness: int) -> None:
+    """`text` centred above the topmost of `points`."""
+    scale = 0.35 * thickness + 0.15
+    (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    top = points[np.argmin(points[:, 1])]
+    origin = (int(top[0] - w / 2), int(max(h + 2, top[1] - 4 * thickness - 2)))
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
 def draw_overlay(image: np.ndarray, lines: Sequence[str]) -> np.ndarray:

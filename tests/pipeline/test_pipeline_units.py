@@ -212,3 +212,16 @@ def test_draw_poses_skips_low_scoring_fragments():
     assert not image.any()
     draw_poses(image, weak, min_score=0.0)
     assert image.any()
+
+
+def test_tracked_people_are_labelled_with_their_track_id():
+    from tracking_people import frame, person
+
+    poses = frame([person(100, 300, 200), person(300, 300, 150)])
+    canvas = np.zeros((360, 640, 3), np.uint8)
+    plain = draw_poses(canvas.copy(), poses)
+    untracked = draw_poses(canvas.copy(), poses.with_tracks(np.array([-1, -1])))
+    labelled = draw_poses(canvas.copy(), poses.with_tracks(np.array([3, -1])))
+    np.testing.assert_array_equal(plain, untracked)
+    changed = np.argwhere((labelled != plain).any(axis=2))
+    assert len(changed) and changed[:, 0].max() < 300 - 0.93 * 200 and changed[:, 1].max() < 200  # above person 0
