@@ -9,6 +9,7 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Callable
 
 from pose_stream.cli.arguments import OneLineErrorParser
 from pose_stream.cli.signals import STOP_SIGNALS
@@ -65,7 +66,9 @@ def _configure_logging(verbosity: int) -> None:
         handler.addFilter(MaskingFilter())
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line as a Namespace (`func` is the subcommand to run; None: help was printed). argparse exits
+    by itself (status 2) on bad options."""
     argv = list(sys.argv[1:] if argv is None else argv)
     names = {name for name, _ in SUBCOMMANDS}
     first = next((a for a in argv if not a.startswith("-") or a in ("-h", "--help")), None)
@@ -73,10 +76,21 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(0, DEFAULT_SUBCOMMAND)
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
+        args.func = None
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    return execute(parse_arguments(argv))
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run the parsed subcommand; its domain errors become one line and exit status 1."""
+    if args.func is None:
         return 2
+    _configure_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except PoseStreamError as exc:
@@ -87,12 +101,31 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def console_main() -> int:
+class _StartUp:
+    """Counts the signals that come while the program is still loading its modules and reading its options."""
+
+    def __init__(self) -> None:
+        self.signals = 0
+
+    def __call__(self, count: int) -> None:
+        self.signals = count
+
+
+def console_main(prepare: Callable[[], None] | None = None) -> int:
     """The `pose-stream` program: `main` with Ctrl-C and SIGTERM handled from the first moment to the last, so
-    that a signal at any time is a request to stop and never a crash (pose_stream.cli.signals)."""
+    that a signal at any time is a request to stop and never a crash (pose_stream.cli.signals). A signal while it
+    starts up (imports, options; `prepare` is a test harness's own set-up) means: do not start, exit 0."""
     STOP_SIGNALS.install()
     try:
-        return main()
+        start_up = _StartUp()
+        with STOP_SIGNALS.listening(start_up):
+            if prepare is not None:
+                prepare()
+            args = parse_arguments()
+        if start_up.signals:
+            print("pose-stream: stopped before starting", file=sys.stderr)
+            return 0
+        return execute(args)
     finally:
         STOP_SIGNALS.finished()
 

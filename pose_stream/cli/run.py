@@ -181,7 +181,7 @@ def _check_options(args: argparse.Namespace) -> None:
     args.tracking, args.smoothing = tracking_configs(args)
 
 
-def _build_sinks(args: argparse.Namespace) -> list:
+def _build_sinks(args: argparse.Namespace, sources: list) -> list:
     from pose_stream.pipeline.render import gui_available
     from pose_stream.pipeline.sinks import CocoResultsSink, JsonLinesSink, VideoSink, WindowSink
 
@@ -209,7 +209,7 @@ def _build_sinks(args: argparse.Namespace) -> list:
     if args.serve:
         from pose_stream.web import LiveView
 
-        sinks.append(LiveView())
+        sinks.append(LiveView(sources))
     return sinks
 
 
@@ -274,7 +274,7 @@ def _run(args: argparse.Namespace, stopper: _RunStopper) -> int:
                        reconnect=ReconnectPolicy(max_attempts=args.reconnect_attempts or None))
     sources = [open_source(spec, live, strict=args.strict, pace_demo=not args.every_frame) for spec in args.source]
     _check_options(args)
-    sinks = _build_sinks(args)
+    sinks = _build_sinks(args, sources)
     # Before any input is opened or a model loaded: no output may destroy an input or an existing file.
     check_outputs(sinks, sources, other_inputs=(args.weights, args.onnx, args.engine))
     for source in sources:

@@ -6,6 +6,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,23 +45,31 @@ class LiveView(Sink):
 
     `write` runs in the pipeline's output stage and only stores references: encoding happens in the server's
     threads, once per frame however many browsers watch.
+
+    Args:
+        sources: the run's sources, so that the page lists them (connecting) before the run starts; otherwise
+            they appear when it does.
+        jpeg_quality: of the streamed frames, 0-100.
     """
 
     needs_render = True
 
-    def __init__(self, jpeg_quality: int = JPEG_QUALITY) -> None:
+    def __init__(self, sources: Sequence[Any] = (), jpeg_quality: int = JPEG_QUALITY) -> None:
         self.jpeg_quality = jpeg_quality
         self.metrics = RunMetrics()
         self._lock = threading.Lock()
-        self._views: list[_SourceView] = []
-        self._context: SinkContext | None = None
+        self._sources = list(sources)
+        self._views = [_SourceView(s.source_id) for s in self._sources]
+        self._stats: Any = None
         self.ended = False
+        self.metrics.bind(self._sources, None, self._numbers)
 
     # -- the pipeline's side ------------------------------------------------------------------------
     def start(self, context: SinkContext) -> None:
-        self._context = context
-        self._views = [_SourceView(s.source_id) for s in context.sources]
-        self.metrics.bind(context.sources, context.stats, self._numbers)
+        if [s.source_id for s in context.sources] != [v.source_id for v in self._views]:
+            self._views = [_SourceView(s.source_id) for s in context.sources]
+        self._sources, self._stats = list(context.sources), context.stats
+        self.metrics.bind(self._sources, self._stats, self._numbers)
 
     def write(self, result: FrameResult) -> None:
         view = self._views[result.frame.source_index]
@@ -104,7 +113,7 @@ class LiveView(Sink):
 
     def status(self) -> dict[str, Any]:
         """The numbers the page shows: per source and overall."""
-        stats = self._context.stats if self._context is not None else None
+        stats = self._stats
         fps = stats.recent_fps() if stats is not None else math.nan
         return {"sources": [self._numbers(i) for i in range(len(self._views))],
                 "fps": None if fps != fps else round(fps, 2), "backend": getattr(stats, "backend", ""),
@@ -118,10 +127,8 @@ class LiveView(Sink):
 
     def _numbers(self, index: int) -> dict[str, Any]:
         view = self._views[index]
-        source = self._context.sources[index] if self._context is not None else None
-        status = source.status.snapshot() if source is not None else {}
-        stats = self._context.stats if self._context is not None else None
-        drops = list(getattr(stats, "input_drops", []))
+        status = self._sources[index].status.snapshot() if index < len(self._sources) else {}
+        drops = list(getattr(self._stats, "input_drops", []))
         with self._lock:
             fps = view.fps()
             return {"source": view.source_id, "state": status.get("state", "connecting"), "frames": view.frames,

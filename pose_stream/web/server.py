@@ -49,7 +49,8 @@ class WebServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._encoder = concurrent.futures.ThreadPoolExecutor(ENCODE_THREADS, thread_name_prefix="pose-stream-jpeg")
-        self.streams = 0  # MJPEG streams open now
+        self.streams = 0      # MJPEG streams open now
+        self.frames_sent = 0  # JPEG frames sent, over all streams
 
     @property
     def url(self) -> str:
@@ -171,6 +172,7 @@ class WebServer:
                 last_sent_at = loop.time()
                 await response.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
                                      f"\r\n\r\n".encode() + jpeg + b"\r\n")
+                self.frames_sent += 1
         except ConnectionError:
             pass  # the viewer went away
         finally:

@@ -9,16 +9,18 @@ import os
 import sys
 from pathlib import Path
 
-from pose_stream.cli.signals import STOP_SIGNALS  # noqa: E402 - first, as the real program does
+from pose_stream.cli.main import console_main
 
-STOP_SIGNALS.install()
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pose_stream.cli.run as run_command  # noqa: E402
-from pipeline_fakes import FakeEstimator  # noqa: E402
-from pose_stream.cli.main import console_main  # noqa: E402
 
-run_command.make_estimator = lambda args: FakeEstimator(delays=json.loads(os.environ.get("FAKE_DELAYS", "{}")))
+def use_the_fake_estimator() -> None:
+    """Runs inside the program's start-up (signals handled as the real program handles them)."""
+    import pose_stream.cli.run as run_command
+    from pipeline_fakes import FakeEstimator
+
+    run_command.make_estimator = lambda args: FakeEstimator(delays=json.loads(os.environ.get("FAKE_DELAYS", "{}")))
+
 
 if __name__ == "__main__":
-    sys.exit(console_main())
+    sys.exit(console_main(prepare=use_the_fake_estimator))

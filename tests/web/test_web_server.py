@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ServedRun
+from served_run import ServedRun
 from pose_stream.errors import PoseStreamError
 from pose_stream.web import LiveView, WebServer, parse_address
 from pose_stream.web.server import ENCODE_THREADS
