@@ -4,6 +4,11 @@ Identity: per frame the tracked people (track_id >= 0) are matched to the labell
 counts when OKS >= 0.5; distance = 1 - OKS) and fed to `motmetrics`, which computes IDF1, MOTA and identity
 switches the standard (CLEAR MOT / IDF1) way.
 
+Labelled people with fewer than MIN_VISIBLE_JOINTS visible joints (someone leaving the frame, or hidden behind
+another person) are "don't care", as COCO ignores people without keypoints: they are not expected to be found,
+and a tracked person who matches one of them (and nobody else) is not counted as a false positive. With 1-4
+joints a person's size is unknown, so that match uses the tracked person's size as OKS area.
+
 Steadiness, per labelled person followed by one track in two consecutive frames, per labelled visible joint:
 - jitter: RMS over such joints of |(p_t - p_t-1) - (g_t - g_t-1)|, the output's frame-to-frame motion minus the
   truth's, in pixels;
@@ -20,9 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pose_stream.oks import oks_matrix
+from pose_stream.oks import joint_box_area, joint_similarities, oks_matrix
 
 MIN_OKS = 0.5
+MIN_VISIBLE_JOINTS = 5
 LAG_SHIFTS = np.round(np.arange(-1.0, 4.0001, 0.05), 2)  # frames tried when measuring lag
 
 
@@ -57,10 +63,10 @@ def identity_metrics(frames: Iterable[ClipFrame], sigmas: np.ndarray, min_oks: f
     count = 0
     for frame in frames:
         count += 1
-        tracked = frame.track_ids >= 0
-        similarity, _ = match_people(frame.truth, frame.poses[tracked], sigmas, min_oks)
+        frame = counted_people(frame, sigmas, min_oks)
+        similarity, _ = match_people(frame.truth, frame.poses, sigmas, min_oks)
         distances = np.where(similarity >= min_oks, 1.0 - similarity, np.nan)
-        accumulator.update(frame.truth_ids.tolist(), frame.track_ids[tracked].tolist(), distances)
+        accumulator.update(frame.truth_ids.tolist(), frame.track_ids.tolist(), distances)
     names = ["idf1", "mota", "num_switches", "num_false_positives", "num_misses", "num_objects", "num_unique_objects"]
     summary = mm.metrics.create().compute(accumulator, metrics=names, name="clip")
     row = {name: summary[name].iloc[0] for name in names}
@@ -71,6 +77,26 @@ def identity_metrics(frames: Iterable[ClipFrame], sigmas: np.ndarray, min_oks: f
         "false_positives": int(row["num_false_positives"]), "misses": int(row["num_misses"]),
         "labelled_people": int(row["num_objects"]), "identities": int(row["num_unique_objects"]),
     }
+
+
+def counted_people(frame: ClipFrame, sigmas: np.ndarray, min_oks: float = MIN_OKS) -> ClipFrame:
+    """The frame with only the labelled people that count and the tracked people that are not "don't care"
+    matches (see the module docstring)."""
+    visible = (frame.truth[:, :, 2] > 0).sum(axis=1) if len(frame.truth) else np.zeros(0, int)
+    counted = visible >= MIN_VISIBLE_JOINTS
+    tracked = np.flatnonzero(frame.track_ids >= 0)
+    poses = frame.poses[tracked]
+    keep = np.ones(len(tracked), bool)
+    ignored = frame.truth[~counted]
+    if len(ignored) and len(tracked):
+        # (P_ignored, N, K): the ignored person's joints against each tracked person, in the tracked person's size
+        per_joint = joint_similarities(ignored, poses, sigmas, joint_box_area(poses))
+        used = ignored[:, :, 2] > 0
+        to_ignored = ((per_joint * used[:, None]).sum(-1) / np.maximum(used.sum(-1), 1)[:, None]).max(axis=0)
+        to_counted = (oks_matrix(poses, frame.truth[counted], sigmas, used=frame.truth[counted, :, 2] > 0).max(axis=1)
+                      if counted.any() else np.zeros(len(tracked)))
+        keep = ~((to_ignored >= min_oks) & (to_counted < min_oks))
+    return ClipFrame(frame.truth[counted], frame.truth_ids[counted], poses[keep], frame.track_ids[tracked][keep])
 
 
 def steadiness(frames: Sequence[ClipFrame], sigmas: np.ndarray, min_oks: float = MIN_OKS) -> dict:
@@ -96,16 +122,16 @@ def _followed_joints(frames: Sequence[ClipFrame], sigmas: np.ndarray, min_oks: f
     followed: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
     total = len(frames)
     for t, frame in enumerate(frames):
-        tracked = np.flatnonzero(frame.track_ids >= 0)
-        _, pairs = match_people(frame.truth, frame.poses[tracked], sigmas, min_oks)
+        frame = counted_people(frame, sigmas, min_oks)
+        _, pairs = match_people(frame.truth, frame.poses, sigmas, min_oks)
         for p, n in pairs:
-            person, track = int(frame.truth_ids[p]), int(frame.track_ids[tracked[n]])
+            person, track = int(frame.truth_ids[p]), int(frame.track_ids[n])
             for joint in np.flatnonzero(frame.truth[p, :, 2] > 1):
                 key = (person, track, int(joint))
                 if key not in followed:
                     followed[key] = (np.full((total, 2), np.nan), np.full((total, 2), np.nan))
                 output, truth = followed[key]
-                output[t] = frame.poses[tracked[n], joint, :2]
+                output[t] = frame.poses[n, joint, :2]
                 truth[t] = frame.truth[p, joint, :2]
     return followed
 

@@ -24,8 +24,8 @@ class TrackingConfig:
 
     tracker: str = "norfair"
     min_joint: float = 0.1
-    min_similarity: float = 0.2
-    confirm_frames: int = 2
+    min_similarity: float = 0.1
+    confirm_frames: int = 3
     keep_lost_seconds: float = 1.0
 
     def __post_init__(self) -> None:
@@ -49,8 +49,8 @@ class SmoothingConfig:
         d_cutoff: cutoff frequency (Hz) of the speed estimate.
     """
 
-    min_cutoff: float = 1.0
-    beta: float = 0.05
+    min_cutoff: float = 2.0
+    beta: float = 0.01
     d_cutoff: float = 1.0
 
     def __post_init__(self) -> None:

@@ -54,3 +54,12 @@ def test_jitter_is_motion_error_and_lag_is_found(rng):
     result = steadiness(_clip(80, outputs=delayed), SIGMAS)
     assert result["lag_frames"] == pytest.approx(2.0, abs=0.05)
     assert result["jitter_px"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_people_with_few_visible_joints_are_dont_care():
+    clip = _clip(10)
+    for frame in clip:
+        frame.truth[1, 3:, 2] = 0  # the second person shows 3 joints: not expected, not a false positive
+    metrics = identity_metrics(clip, SIGMAS)
+    assert metrics["misses"] == 0 and metrics["false_positives"] == 0 and metrics["identities"] == 1
+    assert metrics["idf1"] == 1.0

@@ -31,7 +31,7 @@ def test_each_walker_keeps_one_track_id_in_each_source():
         t = result.frame.index
         assert result.poses.track_ids is not None
         for n, track in enumerate(result.poses.track_ids.tolist()):
-            if t >= 1:
+            if t >= TrackingConfig().confirm_frames - 1:  # confirmed from then on
                 assert track >= 1
             if track >= 1:
                 ids.setdefault((result.frame.source_index, _walker_of(result.poses, n, t)), set()).add(track)

@@ -26,7 +26,7 @@ def test_equals_the_reference_package(config, rng):
 
 
 def test_still_signal_is_smoothed_and_a_step_is_followed(rng):
-    config = SmoothingConfig(min_cutoff=1.0, beta=0.05)
+    config = SmoothingConfig(min_cutoff=1.0, beta=0.01)
     noise = rng.normal(0, 2, (200, 1))
     f = OneEuroFilter(config, 100 + noise[0], 0.0)
     out = np.array([f(100 + noise[t], t / 25) for t in range(1, 200)])

@@ -31,8 +31,9 @@ def identities(ids: list[np.ndarray], who: list[list[int]]) -> dict[int, set[int
 def test_walkers_keep_their_ids_and_ids_count_from_one(tracker, rng):
     frames, who = walkers([(100, 400, 200, 3), (400, 380, 180, -2), (700, 300, 120, 1)], 60, rng)
     ids = follow(tracker, frames)
-    assert (ids[0] == UNTRACKED).all()  # confirmed from their second frame (confirm_frames = 2)
-    assert all((frame_ids != UNTRACKED).all() for frame_ids in ids[2:])
+    confirm = TrackingConfig().confirm_frames
+    assert all((frame_ids == UNTRACKED).all() for frame_ids in ids[:confirm - 1])  # not confirmed yet
+    assert all((frame_ids != UNTRACKED).all() for frame_ids in ids[confirm:])
     seen = identities(ids, who)
     assert sorted(len(v) for v in seen.values()) == [1, 1, 1]
     assert set().union(*seen.values()) == {1, 2, 3}
