@@ -4,7 +4,7 @@ run locally, for the overhead of going through Triton.
     python benchmarks/triton_clients.py                      # the demo model at 256x448, 40 calls per client
     python benchmarks/triton_clients.py --clients 1,2,4 --calls 60
 
-Starts a real server (PyTriton's tritonserver from the .triton-venv environment, tests/triton/server.py) with
+Starts a real server (PyTriton's tritonserver from the .triton-venv environment, tests/triton_serving/server.py) with
 the model exported to ONNX (ONNX Runtime, one thread, behind the dynamic batcher). Each client is a process of
 its own sending one frame and its flipped copy per call (a batch of 2), as `pose-stream run` does. Reported:
 client latency per call (median, p99), total frames/s, and Triton's own statistics of the same calls (requests,
@@ -27,7 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "triton"))
+sys.path.insert(0, str(ROOT / "tests" / "triton_serving"))
 
 CLIENT = """
 import json, sys, time

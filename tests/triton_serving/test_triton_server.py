@@ -1,4 +1,4 @@
-"""--backend triton against a real Triton Inference Server (tests/triton/conftest.py starts it)."""
+"""--backend triton against a real Triton Inference Server (tests/triton_serving/conftest.py starts it)."""
 from __future__ import annotations
 
 import os
