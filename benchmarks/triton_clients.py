@@ -171,7 +171,7 @@ def main() -> int:
             same = same_people_on_the_demo_clip(server.url, onnx, (h, w), args.demo_frames)
             restarts = restart_check(server, args.restarts, (h, w))
         finally:
-            server.kill()
+            server.stop()
     local_ms = 1e3 * statistics.median(local_times)
     one = next((r for r in rows if r["clients"] == 1), None)
     overhead = None if one is None else round(100 * (one["call_ms_p50"] - local_ms) / local_ms, 1)

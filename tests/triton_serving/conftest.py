@@ -41,4 +41,4 @@ def triton_server(served_onnx):
     try:
         yield server
     finally:
-        server.kill()
+        server.stop()

@@ -18,6 +18,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+SHARED_MEMORY = Path("/dev/shm")
+# PyTriton's proxy and data store keep tensors in POSIX shared memory under these names; a killed server cannot
+# unlink them, and each left behind holds up to 4 MiB of RAM until the machine restarts.
+SERVER_SEGMENTS = ("psm_", "pytrtion")
+
+
+def server_segments() -> set[str]:
+    """Names of PyTriton's shared-memory segments now in /dev/shm (empty where there is none)."""
+    if not SHARED_MEMORY.is_dir():
+        return set()
+    return {p.name for p in SHARED_MEMORY.iterdir() if p.name.startswith(SERVER_SEGMENTS)}
 
 
 def triton_python() -> Path | None:
@@ -45,12 +56,15 @@ class TritonServer:
         self.max_batch, self.queue_delay_us = max_batch, queue_delay_us
         self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
         self.process: subprocess.Popen | None = None
+        self._segments_before: set[str] | None = None
 
     @property
     def url(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
     def start(self, timeout: float = 90.0) -> "TritonServer":
+        if self._segments_before is None:
+            self._segments_before = server_segments()
         env = dict(os.environ)
         # The Python backend's stub must load this interpreter's libpython (else: "_recursion_count" errors).
         libdir = sysconfig.get_config_var("LIBDIR")
@@ -77,6 +91,7 @@ class TritonServer:
         raise RuntimeError("the Triton server did not start:\n" + "".join(lines[-30:]))
 
     def kill(self) -> None:
+        """Kill the server at once (as a crash would), then unlink the shared memory it could not."""
         if self.process is not None and self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
@@ -84,3 +99,19 @@ class TritonServer:
                 pass
             self.process.wait(timeout=30)
         self.process = None
+        self._unlink_left_segments()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop the server as Ctrl-C would (PyTriton shuts tritonserver down and frees its memory), else kill it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+    def _unlink_left_segments(self) -> None:
+        # Only segments that appeared while this server ran: one server runs at a time in the tests and benchmarks.
+        for name in server_segments() - (self._segments_before or set()):
+            (SHARED_MEMORY / name).unlink(missing_ok=True)
