@@ -68,3 +68,24 @@ def test_what_is_drawn_is_what_is_written():
     every = CollectSink()
     Pipeline(_Fragments(), [open_source("demo")], [every], PipelineConfig(max_frames=2)).run()
     assert [len(r.poses) for r in every.results] == [3, 3]
+
+
+@pytest.mark.parametrize("factory", ["generator", "list iterator"])
+def test_a_generated_source_takes_any_iterator_of_frames(factory):
+    """A clip rendered beforehand (a list) plays as well as a generator does; a generator is closed at the end."""
+    from pose_stream.pipeline import GeneratedSource
+
+    clip = [np.full((48, 64, 3), i, np.uint8) for i in range(5)]
+    closed = []
+
+    def generator(n, size):
+        try:
+            yield from clip[:n]
+        finally:
+            closed.append(True)
+
+    frames = generator if factory == "generator" else (lambda n, size: iter(clip[:n]))
+    collect = CollectSink()
+    Pipeline(FakeEstimator(), [GeneratedSource(num_frames=5, size=(64, 48), frames=frames)], [collect]).run()
+    assert [r.frame.index for r in collect.results] == list(range(5))
+    assert closed == ([True] if factory == "generator" else [])

@@ -84,4 +84,6 @@ class GeneratedSource(Source):
                 self.status.frame_read()
                 yield captured(image, index)
         finally:
-            frames.close()
+            close = getattr(frames, "close", None)  # a generator holds its clip until closed; a plain iterator has none
+            if close is not None:
+                close()
