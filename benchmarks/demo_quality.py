@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
+    from pose_stream.cli.model_args import grouping_params
     from pose_stream.estimator import PoseEstimator
     from pose_stream.evaluation.clip_quality import ClipQuality, score_frame
     from pose_stream.models.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME, demo_model_path
@@ -36,6 +37,8 @@ def main() -> int:
     parser.add_argument("--input-size", default=str(DEMO_INPUT_SIZE))
     parser.add_argument("--min-score", type=float, default=0.15, help="people drawn (default: %(default)s)")
     parser.add_argument("--no-flip", action="store_true")
+    parser.add_argument("--max-reach", type=float, default=None,
+                        help="grouping's max_reach (default: the demo model's own for its weights, else off; 0: off)")
     parser.add_argument("--name", default=None, help="JSON file stem (default: demo-quality-DATE)")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
@@ -43,8 +46,10 @@ def main() -> int:
     total = ClipQuality()
     per_seed = {}
     started = time.monotonic()
+    params = grouping_params(args)
+    print(f"grouping max_reach: {params.max_reach}", flush=True)
     with PoseEstimator(args.model, weights=args.weights, input_size=args.input_size, flip=not args.no_flip,
-                       device="cpu") as estimator:
+                       device="cpu", params=params) as estimator:
         joint_set = estimator.joint_set
         for seed in seeds:
             quality = ClipQuality()

@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 from pose_stream.cli.arguments import positive_int
-from pose_stream.cli.model_args import add_model_arguments, parse_input_size, triton_options
+from pose_stream.cli.model_args import (
+    add_grouping_arguments, add_model_arguments, grouping_params, parse_input_size, triton_options,
+)
 from pose_stream.errors import PoseStreamError
 
 EXAMPLES = """\
@@ -39,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--compare-backend", metavar="BACKEND",
                    help="also run this backend on the same set and report the AP difference")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="flip test (default: on)")
+    add_grouping_arguments(p)
     p.add_argument("--scales", default="1", help="test scales, e.g. 2,1,0.5 (default: %(default)s)")
     p.add_argument("--max-images", type=positive_int, help="evaluate only the first N images")
     p.add_argument("--results", help="write the COCO results json here")
@@ -153,6 +156,6 @@ def _predict(spec, args: argparse.Namespace, input_size, scales: tuple[float, ..
         source = {attr: getattr(args, attr)}
     # max_aspect=None: a benchmark set is scored on every image, as the reference test does.
     estimator = build_estimator(spec, model=args.model, **source, input_size=input_size, flip=args.flip,
-                                scales=scales, device=args.device, max_aspect=None)
+                                scales=scales, device=args.device, max_aspect=None, params=grouping_params(args))
     with estimator:
         return predict_images(estimator, items, progress=not args.no_progress, description=_label(spec))

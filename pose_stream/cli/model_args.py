@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from pose_stream.cli.arguments import device_name, positive_float
+from pose_stream.cli.arguments import device_name, non_negative_float, positive_float
 from pose_stream.devices import DEVICE_CHOICES
 from pose_stream.engine.registry import BACKEND_CHOICES, BACKENDS
 from pose_stream.input_size import InputSize
@@ -60,6 +60,29 @@ def add_model_arguments(parser: Any, *, model_default: str | None = DEFAULT_MODE
         shown = f" (default: {input_size})" if input_size else " (default: the model's)"
         parser.add_argument("--input-size", metavar="S|HxW", default=input_size or None,
                             help=f"network input size: {INPUT_SIZE_HELP}{shown}")
+
+
+def add_grouping_arguments(parser: Any) -> None:
+    """--max-reach: the one grouping option not in the reference (GroupingParams.max_reach)."""
+    parser.add_argument("--max-reach", type=non_negative_float, metavar="F",
+                        help="grouping: a joint joins a person only within F times the network input's longer "
+                             "side of one of that person's joints (default: 0.15 with the bundled demo model, off "
+                             "otherwise, as in the reference; 0: off)")
+
+
+def grouping_params(args: argparse.Namespace) -> Any:
+    """The GroupingParams the options give: --max-reach, else the demo model's own setting for its weights."""
+    from pose_stream.decoding.grouping_types import GroupingParams
+    from pose_stream.errors import PoseStreamError
+    from pose_stream.models.demo import DEMO_MAX_REACH, is_demo_weights
+
+    reach = getattr(args, "max_reach", None)
+    if reach is None:
+        reach = DEMO_MAX_REACH if is_demo_weights(getattr(args, "weights", None)) else None
+    try:
+        return GroupingParams(max_reach=reach or None)
+    except ValueError as exc:
+        raise PoseStreamError(f"--max-reach: {exc}") from None
 
 
 def triton_options(args: argparse.Namespace) -> Any:

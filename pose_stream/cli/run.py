@@ -8,7 +8,9 @@ import sys
 from typing import Any
 
 from pose_stream.cli.arguments import at_least, non_negative_float, non_negative_int, positive_float, positive_int
-from pose_stream.cli.model_args import DEFAULT_MODEL, add_model_arguments, parse_input_size, triton_options
+from pose_stream.cli.model_args import (
+    DEFAULT_MODEL, add_grouping_arguments, add_model_arguments, grouping_params, parse_input_size, triton_options,
+)
 from pose_stream.cli.progress import ProgressSink
 from pose_stream.cli.signals import STOP_SIGNALS
 from pose_stream.cli.tracking_args import add_tracking_arguments, tracking_configs
@@ -64,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                              "GPU for the CUDA aggregation"})
     g.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                    help="average with the horizontally flipped image (default: on)")
+    add_grouping_arguments(g)
     g.add_argument("--batch", type=positive_int, default=1, metavar="N",
                    help="frames of any sources run through the network in one call (with their flipped copies); "
                         "gathered round robin across sources (default: %(default)s)")
@@ -131,7 +134,8 @@ def estimator_config(args: argparse.Namespace) -> Any:
     return EstimatorConfig(model=args.model, weights=args.weights, onnx=args.onnx, engine=args.engine,
                            backend=args.backend, input_size=args.input_size, flip=args.flip, device=args.device,
                            max_aspect=args.max_aspect, batch=args.batch, cuda_graph=args.cuda_graph,
-                           torch_compile=args.torch_compile, triton=triton_options(args))
+                           torch_compile=args.torch_compile, triton=triton_options(args),
+                           params=grouping_params(args))
 
 
 def make_estimator(args: argparse.Namespace) -> Any:

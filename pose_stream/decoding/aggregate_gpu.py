@@ -117,6 +117,7 @@ class GpuAggregation:
             grouped = self._grouper.group(
                 candidates, neighbours=candidates.neighbours,
                 refine_search=refine_search_from(lambda mean_tags: aggregator.refine(mean_tags, stream)),
+                size=transform.network_size,
             )
         return Aggregated(candidates, candidates.neighbours, transform, grouped=grouped)
 

@@ -133,7 +133,8 @@ class Decoder:
         if grouped is None:
             with numba_threads(self.threads):
                 grouped = self.grouper.group(aggregated.candidates, neighbours=aggregated.neighbours,
-                                             refine_search=aggregated.refine_search)
+                                             refine_search=aggregated.refine_search,
+                                             size=aggregated.transform.network_size)
         if aggregated.heatmaps is not None:
             with self._lock:
                 self._free.append(aggregated.heatmaps)

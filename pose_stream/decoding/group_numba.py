@@ -20,14 +20,17 @@ from typing import Callable, Sequence
 import numba
 import numpy as np
 
-from pose_stream.decoding.grouping_types import Grouped, GroupingParams, Matching, RefineRequest
+from pose_stream.decoding.grouping_types import (
+    OUT_OF_REACH_COST, PADDING_COST, Grouped, GroupingParams, Matching, RefineRequest,
+)
 from pose_stream.decoding.hungarian import MunkresWorkspace, munkres_into
 from pose_stream.decoding.refine_numba import refine_maps_from_full, refine_search
 from pose_stream.decoding.types import AggregatedMaps, Candidates, RefinePeaks
 
 RefineSearch = Callable[[RefineRequest], RefinePeaks]
 
-_PADDING_COST = 1e10
+_PADDING_COST = PADDING_COST  # module-level floats are compile-time constants for Numba
+_OUT_OF_REACH_COST = OUT_OF_REACH_COST
 # ---------------------------------------------------------------------------------------------- sums
 @numba.njit(cache=True, nogil=True, inline="always")
 def _pairwise_sum_f32(values, n):
@@ -80,12 +83,26 @@ def _new_person(person, joint, candidate, tag, joints, person_tags, tag_count, m
 
 
 @numba.njit(cache=True, nogil=True)
+def _out_of_reach(joints, person, cand_x, cand_y, x, y, reach_squared):
+    """Whether (x, y) is farther than the reach from every joint person holds (whole-pixel squares: exact)."""
+    for joint in range(joints.shape[1]):
+        m = joints[person, joint]
+        if m >= 0:
+            dx = np.float64(cand_x[joint, m]) - np.float64(x)
+            dy = np.float64(cand_y[joint, m]) - np.float64(y)
+            if dx * dx + dy * dy <= reach_squared:
+                return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
 def _match(
-    cand_value, cand_tags, visit_order, detection_threshold, tag_threshold, max_people, use_detection_value,
-    joints, person_tags, tag_count, means, kept, distance, cost, col_of_row,
-    work, star_in_row, star_in_col, prime_in_row, row_covered, col_covered, path,
+    cand_value, cand_tags, cand_x, cand_y, visit_order, detection_threshold, tag_threshold, max_people,
+    use_detection_value, reach_squared, joints, person_tags, tag_count, means, kept, distance, cost, far,
+    col_of_row, work, star_in_row, star_in_col, prime_in_row, row_covered, col_covered, path,
 ):
-    """Fill joints (N_max, K) with candidate indices; return the number of people."""
+    """Fill joints (N_max, K) with candidate indices; return the number of people. reach_squared < 0: no
+    max_reach (the reference)."""
     num_candidates = cand_value.shape[1]
     tag_dim = cand_tags.shape[2]
     num_people = 0
@@ -117,6 +134,10 @@ def _match(
                 d = math.sqrt(squared)
                 distance[r, c] = d
                 cost[r, c] = np.rint(d) * 100.0 - value if use_detection_value else d
+                far[r, c] = reach_squared >= 0 and _out_of_reach(
+                    joints, c, cand_x, cand_y, cand_x[joint, m], cand_y[joint, m], reach_squared)
+                if far[r, c]:
+                    cost[r, c] += _OUT_OF_REACH_COST
             for c in range(num_grouped, num_cols):
                 cost[r, c] = _PADDING_COST
         munkres_into(cost[:num_kept, :num_cols], work, star_in_row, star_in_col, prime_in_row,
@@ -124,7 +145,7 @@ def _match(
         for r in range(num_kept):
             m = kept[r]
             c = col_of_row[r]
-            if 0 <= c < num_grouped and distance[r, c] < tag_threshold:
+            if 0 <= c < num_grouped and distance[r, c] < tag_threshold and not far[r, c]:
                 joints[c, joint] = m
                 person_tags[c, tag_count[c], :] = cand_tags[joint, m]
                 tag_count[c] += 1
@@ -251,18 +272,20 @@ class NumbaGrouper:
         self._kept = np.empty(m, np.int64)
         self._distance = np.empty((m, size), np.float64)
         self._cost = np.empty((m, size), np.float64)
+        self._far = np.empty((m, size), np.bool_)
         self._col_of_row = np.empty(m, np.int64)
         self._munkres = MunkresWorkspace(size)
         self._rows = np.empty((k, tag_dim), np.float32)
         self._shape = (k, m, tag_dim)
 
-    def match(self, cands: Candidates) -> Matching:
+    def match(self, cands: Candidates, size: tuple[int, int] | None = None) -> Matching:
+        """size: the network input's (W, H), needed with params.max_reach only."""
         self._buffers(cands)
         p, ws = self.params, self._munkres
         n = _match(
-            cands.value, cands.tags, self.visit_order, p.detection_threshold, p.tag_threshold, p.max_people,
-            p.use_detection_value, self._joints, self._person_tags, self._tag_count, self._means, self._kept,
-            self._distance, self._cost, self._col_of_row,
+            cands.value, cands.tags, cands.x, cands.y, self.visit_order, p.detection_threshold, p.tag_threshold,
+            p.max_people, p.use_detection_value, p.reach_squared(size), self._joints, self._person_tags,
+            self._tag_count, self._means, self._kept, self._distance, self._cost, self._far, self._col_of_row,
             ws.work, ws.star_in_row, ws.star_in_col, ws.prime_in_row, ws.row_covered, ws.col_covered, ws.path,
         )
         return Matching(self._joints[:n].copy())
@@ -300,6 +323,7 @@ class NumbaGrouper:
         *,
         neighbours: np.ndarray | None = None,
         refine_search: RefineSearch | None = None,
+        size: tuple[int, int] | None = None,
     ) -> Grouped:
         """Candidates -> people in network-input pixels.
 
@@ -309,13 +333,16 @@ class NumbaGrouper:
                 (the GPU path, where the maps stay on the device).
             neighbours: float32 (K, M, 4) candidate neighbour values; computed from maps when None.
             refine_search: replaces the CPU search (e.g. the CUDA refine kernel).
+            size: the network input's (W, H), for params.max_reach (taken from maps when not given).
         """
         cands = _contiguous(cands)
         if neighbours is None:
             if maps is None:
                 raise ValueError("group() needs the maps or the candidate neighbours")
             neighbours = candidate_neighbours(maps.heatmaps, cands)
-        matching = self.match(cands)
+        if size is None and maps is not None:
+            size = maps.heatmaps.shape[1:]
+        matching = self.match(cands, size)
         keypoints, scores = self.place(cands, matching, neighbours)
         if self.params.refine and matching.num_people:
             request = self.refine_request(cands, matching)

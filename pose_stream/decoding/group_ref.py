@@ -13,29 +13,42 @@ from typing import Sequence
 import numpy as np
 
 from pose_stream.decoding.aggregate_ref import refine_peaks
-from pose_stream.decoding.grouping_types import Grouped, GroupingParams, Matching, RefineRequest
+from pose_stream.decoding.grouping_types import (
+    OUT_OF_REACH_COST, PADDING_COST, Grouped, GroupingParams, Matching, RefineRequest,
+)
 from pose_stream.decoding.hungarian import munkres
 from pose_stream.decoding.types import AggregatedMaps, Candidates, RefinePeaks
 
-PADDING_COST = 1e10
 
 
 class _Person:
     def __init__(self, num_joints: int) -> None:
         self.joints = np.full(num_joints, -1, np.int32)
         self.tags: list[np.ndarray] = []  # in the order the joints joined
+        self.places: list[tuple[int, int]] = []  # (x, y) of the joints, same order
 
-    def add(self, joint: int, candidate: int, tag: np.ndarray) -> None:
+    def add(self, joint: int, candidate: int, tag: np.ndarray, place: tuple[int, int]) -> None:
         self.joints[joint] = candidate
         self.tags.append(tag)
+        self.places.append(place)
+
+    def nearest_squared(self, places: np.ndarray) -> np.ndarray:
+        """Squared distance (float64) from each of places (R, 2) to this person's nearest joint."""
+        own = np.asarray(self.places, np.float64)
+        return (((places[:, None, :] - own[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
 
     def mean_tag(self) -> np.ndarray:
         return np.mean(np.stack(self.tags), axis=0)
 
 
-def match(cands: Candidates, visit_order: Sequence[int], params: GroupingParams = GroupingParams()) -> Matching:
-    """Assign candidates to people, visiting joints in visit_order (the reference's match_by_tag)."""
+def match(cands: Candidates, visit_order: Sequence[int], params: GroupingParams = GroupingParams(),
+          size: tuple[int, int] | None = None) -> Matching:
+    """Assign candidates to people, visiting joints in visit_order (the reference's match_by_tag).
+
+    size: the network input's (W, H) (or (H, W)), needed with params.max_reach only.
+    """
     num_joints = cands.num_joints
+    reach_squared = params.reach_squared(size)
     people: list[_Person] = []
     for joint in visit_order:
         # float64 comparison: the reference compares its float64 joint rows (float32(0.1) > 0.1 holds there)
@@ -43,10 +56,11 @@ def match(cands: Candidates, visit_order: Sequence[int], params: GroupingParams 
         if kept.size == 0:
             continue
         tags = cands.tags[joint, kept]
+        places = np.stack([cands.x[joint, kept], cands.y[joint, kept]], axis=1).astype(np.float64)
         if not people:
-            for candidate, tag in zip(kept, tags):
+            for candidate, tag, place in zip(kept, tags, places):
                 person = _Person(num_joints)
-                person.add(joint, candidate, tag)
+                person.add(joint, candidate, tag, place)
                 people.append(person)
             continue
         grouped = people[: params.max_people]
@@ -54,16 +68,21 @@ def match(cands: Candidates, visit_order: Sequence[int], params: GroupingParams 
         distance = np.linalg.norm(tags[:, None, :].astype(np.float64) - means[None, :, :], axis=2)
         values = cands.value[joint, kept].astype(np.float64)
         cost = np.round(distance) * 100 - values[:, None] if params.use_detection_value else distance.copy()
+        if reach_squared >= 0:
+            out_of_reach = np.stack([p.nearest_squared(places) for p in grouped], axis=1) > reach_squared
+            cost = cost + np.where(out_of_reach, OUT_OF_REACH_COST, 0.0)
+        else:
+            out_of_reach = np.zeros(distance.shape, bool)
         if len(kept) > len(grouped):
             cost = np.concatenate([cost, np.full((len(kept), len(kept) - len(grouped)), PADDING_COST)], axis=1)
         col_of_row = munkres(cost)
-        for row, (candidate, tag) in enumerate(zip(kept, tags)):
+        for row, (candidate, tag, place) in enumerate(zip(kept, tags, places)):
             col = col_of_row[row]
-            if 0 <= col < len(grouped) and distance[row, col] < params.tag_threshold:
-                grouped[col].add(joint, candidate, tag)
+            if 0 <= col < len(grouped) and distance[row, col] < params.tag_threshold and not out_of_reach[row, col]:
+                grouped[col].add(joint, candidate, tag, place)
             else:
                 person = _Person(num_joints)
-                person.add(joint, candidate, tag)
+                person.add(joint, candidate, tag, place)
                 people.append(person)
     joints = np.stack([p.joints for p in people]) if people else np.zeros((0, num_joints), np.int32)
     return Matching(joints.astype(np.int32))
@@ -121,7 +140,7 @@ def group(
     cands: Candidates, maps: AggregatedMaps, visit_order: Sequence[int], params: GroupingParams = GroupingParams()
 ) -> Grouped:
     """Candidates and aggregated maps -> people in network-input pixels."""
-    matching = match(cands, visit_order, params)
+    matching = match(cands, visit_order, params, size=maps.heatmaps.shape[1:])
     keypoints, scores = place_joints(cands, matching, maps.heatmaps, params.adjust)
     if params.refine and matching.num_people:
         request = refine_request(cands, matching, maps)

@@ -16,6 +16,11 @@ import numpy as np
 # x+1, x-1, y+1, y-1, each index clamped to the map.
 NEIGHBOURS = ("right", "left", "down", "up")
 
+# Matching costs. A padding column (no person) costs PADDING_COST. With max_reach, a person out of reach costs
+# OUT_OF_REACH_COST more, so the assignment prefers anyone within reach; it stays below PADDING_COST.
+PADDING_COST = 1e10
+OUT_OF_REACH_COST = 1e6
+
 
 @dataclass(frozen=True)
 class GroupingParams:
@@ -29,6 +34,11 @@ class GroupingParams:
         use_detection_value: cost = round(distance) * 100 - value (else the raw distance).
         adjust: quarter-pixel offset towards the higher neighbour.
         refine: fill unassigned joints from the tag-aware argmax of each joint's map.
+        max_reach: None (the reference) or a fraction of the network input's longer side: a candidate joins a
+            person only if it lies within that distance of one of the person's joints so far, and is matched
+            to people beyond it only when no one is nearer. Not in the reference: off for the released
+            checkpoints; the demo model's card turns it on (docs/demo-model.md), because its tags alone let
+            a joint join a person on the other side of the frame.
     """
 
     max_people: int = 30
@@ -37,6 +47,7 @@ class GroupingParams:
     use_detection_value: bool = True
     adjust: bool = True
     refine: bool = True
+    max_reach: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_people < 1:
@@ -46,6 +57,19 @@ class GroupingParams:
             raise ValueError(f"detection_threshold must be >= 0, got {self.detection_threshold}")
         if self.tag_threshold <= 0:
             raise ValueError(f"tag_threshold must be positive, got {self.tag_threshold}")
+        if self.max_reach is not None and not 0 < self.max_reach <= 2:
+            raise ValueError(f"max_reach must be in (0, 2] (a fraction of the input's longer side), got "
+                             f"{self.max_reach}")
+
+    def reach_squared(self, size: tuple[int, int] | None) -> float:
+        """max_reach in squared network-input pixels for an input of size (either order of W and H); -1 when
+        off. Distances between candidates are whole pixels, so comparing squares is exact."""
+        if self.max_reach is None:
+            return -1.0
+        if size is None:
+            raise ValueError("grouping with max_reach needs the network input's size")
+        reach = self.max_reach * float(max(size))
+        return reach * reach
 
 
 @dataclass(frozen=True)

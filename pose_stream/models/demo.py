@@ -12,6 +12,9 @@ from pose_stream.errors import PoseStreamError
 
 DEMO_MODEL_NAME = "small_w32"
 DEMO_INPUT_SIZE = 256
+# Grouping's max_reach for this model (a fraction of the network input's longer side): its tags alone let a
+# joint join a person across the frame; chosen on the demo clip, checked on other scenes (docs/demo-model.md).
+DEMO_MAX_REACH = 0.15
 DEMO_WEIGHTS_FILE = f"demo_{DEMO_MODEL_NAME}.pth"
 DEMO_NOTICE = (
     "the demo model was trained on synthetic figures only and will not find real people; for real video "
@@ -30,6 +33,16 @@ def demo_model_path() -> Path:
     if not path.is_file():
         raise PoseStreamError(f"the bundled demo model is missing ({path}); reinstall pose-stream")
     return path
+
+
+def is_demo_weights(weights: str | Path | None) -> bool:
+    """Whether weights is the bundled demo model's file."""
+    if weights is None:
+        return False
+    try:
+        return Path(weights).resolve() == demo_model_path().resolve()
+    except PoseStreamError:
+        return False
 
 
 def demo_model_info() -> dict:

@@ -127,6 +127,59 @@ def test_numba_grouping_equals_reference_for_other_settings(params):
                              group_ref.group(cands, maps, COCO.visit_order, params))
 
 
+@pytest.mark.parametrize("reach", [0.04, 0.1, 0.3])
+@pytest.mark.parametrize("people", [3, 20])
+def test_numba_grouping_equals_reference_with_max_reach(reach, people):
+    rng = np.random.default_rng(int(reach * 100) + people)
+    params = GroupingParams(max_reach=reach)
+    for seed in range(6):
+        cands, maps = random_grouping_input(rng, people, ties=seed % 2 == 0)
+        assert_same_grouping(group_numba.group(cands, maps, COCO.visit_order, params),
+                             group_ref.group(cands, maps, COCO.visit_order, params))
+
+
+def _two_people_with_alike_tags() -> Candidates:
+    """Two people 55 px apart on a 64x64 input whose tags are 0.3 apart (round to the same cost). Each joint's
+    stronger candidate alternates between them, so the reference, which cannot tell them apart, gives a
+    person's joint to whoever comes first."""
+    k = 17
+    x = np.zeros((k, 2), np.int32)
+    for j in range(k):
+        x[j] = (60, 5) if j % 2 else (5, 60)  # first column: the stronger candidate
+    y = np.tile(np.array([[10, 10]], np.int32), (k, 1)) + np.arange(k, dtype=np.int32)[:, None] * 3
+    tags = np.where(x == 5, 0.0, 0.3).astype(np.float32)[:, :, None]
+    value = np.tile(np.array([[0.9, 0.8]], np.float32), (k, 1))
+    return Candidates(x, y, value, tags)
+
+
+@pytest.mark.parametrize("grouping", ["reference", "numba"])
+def test_max_reach_keeps_a_person_s_joints_near_each_other(grouping):
+    cands = _two_people_with_alike_tags()
+
+    def match(params):
+        if grouping == "reference":
+            return group_ref.match(cands, COCO.visit_order, params, size=(64, 64)).joints
+        return group_numba.NumbaGrouper(COCO.visit_order, params).match(cands, size=(64, 64)).joints
+
+    def spread(joints):  # the widest x range of a person's joints
+        return max(np.ptp(cands.x[np.flatnonzero(row >= 0), row[row >= 0]]) for row in joints)
+
+    assert spread(match(GroupingParams())) == 55  # the reference joins joints of both people
+    kept_apart = match(GroupingParams(max_reach=0.25))
+    assert len(kept_apart) == 2 and spread(kept_apart) == 0
+
+
+def test_max_reach_is_checked_and_needs_the_input_size():
+    for bad in (0, -0.1, 2.5, float("nan")):
+        with pytest.raises(ValueError, match="max_reach"):
+            GroupingParams(max_reach=bad)
+    cands = _two_people_with_alike_tags()
+    with pytest.raises(ValueError, match="size"):
+        group_ref.match(cands, COCO.visit_order, GroupingParams(max_reach=0.2))
+    assert GroupingParams(max_reach=0.5).reach_squared((64, 32)) == 32.0 ** 2
+    assert GroupingParams().reach_squared(None) == -1.0
+
+
 def test_crowdpose_joint_order():
     rng = np.random.default_rng(9)
     cands, maps = random_grouping_input(rng, 12, num_joints=14)
