@@ -39,6 +39,8 @@ def main() -> int:
     parser.add_argument("--weights", default=str(demo_model_path()))
     parser.add_argument("--input-size", default=str(DEMO_INPUT_SIZE))
     parser.add_argument("--min-score", type=float, default=0.15)
+    parser.add_argument("--max-reach", type=float, default=None,
+                        help="grouping's max_reach (default: the demo model's own for its weights, else off; 0: off)")
     defaults = SmoothingConfig()
     parser.add_argument("--min-cutoff", type=float, default=defaults.min_cutoff)
     parser.add_argument("--beta", type=float, default=defaults.beta)
@@ -108,9 +110,12 @@ def _clip(args, seed: int) -> dict:
     from pose_stream.pipeline.sources.demo import DEMO_FPS, DEMO_SIZE
     from pose_stream.synthetic.animation import demo_frames
 
+    from pose_stream.cli.model_args import grouping_params
+
+    params = grouping_params(args)
     weights = Path(args.weights)
     key = hashlib.sha256(f"{args.model}|{weights.read_bytes().hex()[:4096]}|{weights.stat().st_size}|"
-                         f"{args.input_size}|{seed}|{args.frames}|{args.min_score}".encode()).hexdigest()[:16]
+                         f"{args.input_size}|{seed}|{args.frames}|{args.min_score}|{params}".encode()).hexdigest()[:16]
     cache = args.cache_dir / f"demo-{seed}-{args.frames}-{key}.pkl"
     if cache.exists():
         with cache.open("rb") as f:
@@ -119,7 +124,8 @@ def _clip(args, seed: int) -> dict:
 
     clip: dict = {"fps": DEMO_FPS, "truth": [], "truth_ids": [], "poses": []}
     began = time.monotonic()
-    with PoseEstimator(args.model, weights=args.weights, input_size=args.input_size, device="cpu") as estimator:
+    with PoseEstimator(args.model, weights=args.weights, input_size=args.input_size, device="cpu",
+                       params=params) as estimator:
         clip["sigmas"] = np.asarray(estimator.joint_set.sigmas, np.float64)
         for i, frame in enumerate(demo_frames(*DEMO_SIZE, DEMO_FPS, seed=seed, num_frames=args.frames)):
             clip["truth"].append(frame.keypoints)
