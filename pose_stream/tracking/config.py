@@ -49,7 +49,7 @@ class SmoothingConfig:
         d_cutoff: cutoff frequency (Hz) of the speed estimate.
     """
 
-    min_cutoff: float = 2.0
+    min_cutoff: float = 1.5
     beta: float = 0.01
     d_cutoff: float = 1.0
 
