@@ -158,14 +158,13 @@ def main() -> int:
                 watcher.close()
                 times = [t for r in results for t in r["times"]]
                 wall = max(r["end"] for r in results) - start
-                executions = after["execution_count"] - before["execution_count"]
-                requests = after["inference_count"] - before["inference_count"]
+                calls = after.since(before)  # these calls only (the clients' warm-up calls too)
                 row = {"clients": count, "calls": count * args.calls, "frames_per_s": round(count * args.calls / wall, 2),
                        "call_ms_p50": round(1e3 * statistics.median(times), 2),
                        "call_ms_p99": round(1e3 * float(np.percentile(times, 99)), 2),
-                       "server_requests": requests, "server_executions": executions,
-                       "inputs_per_execution": round(requests / max(executions, 1), 2),
-                       "server_queue_ms": after["queue_ms"], "server_compute_ms": after["compute_infer_ms"]}
+                       "server_inputs": calls["inputs"], "server_executions": calls["executions"],
+                       "inputs_per_execution": calls["inputs_per_execution"],
+                       "server_queue_ms": calls["queue_ms"], "server_compute_ms": calls["compute_infer_ms"]}
                 rows.append(row)
                 print(row, flush=True)
             same = same_people_on_the_demo_clip(server.url, onnx, (h, w), args.demo_frames)

@@ -236,9 +236,13 @@ def _engine_only(spec: BackendSpec, config: BenchConfig, model, onnx: str | None
     model_file = {"torch": None, "onnxruntime": onnx, "tensorrt": config.engine, "triton": None}[spec.framework]
     with open_backend(spec, model_file, model=copy.deepcopy(model) if spec.framework == "torch" else config.model,
                       device=config.device, triton=config.triton) as backend:
-        before = backend.statistics() if spec.framework == "triton" else None
+        warmup, before = config.warmup, None
+        if spec.framework == "triton":  # warm up first, so that the server's figures are of the timed calls only
+            for _ in range(warmup):
+                backend.infer(images)
+            warmup, before = 0, backend.statistics()
         with _bar(calls * batch, f"engine-only {spec.name} {size[0]}x{size[1]} b{batch}", progress) as bar:
-            seconds, total = _time_steps([("infer", lambda _, i: backend.infer(images))], calls, config.warmup, bar,
+            seconds, total = _time_steps([("infer", lambda _, i: backend.infer(images))], calls, warmup, bar,
                                          frames_per_call=batch)
         info = backend.info
         note = _server_note(before, backend.statistics()) if before is not None else ""
@@ -246,12 +250,12 @@ def _engine_only(spec: BackendSpec, config: BenchConfig, model, onnx: str | None
                     fps=calls * batch / total, stages={"infer": StageStats.from_seconds(seconds["infer"])}, note=note)
 
 
-def _server_note(before: dict, after: dict) -> str:
-    """What Triton's own statistics say about the timed calls: requests, batches, queue and compute time."""
-    requests = after["inference_count"] - before["inference_count"]
-    executions = after["execution_count"] - before["execution_count"]
-    return (f"server: {requests} inputs in {executions} executions; per request queue {after['queue_ms']} ms, "
-            f"compute {after['compute_infer_ms']} ms (Triton's statistics, the whole run of the server)")
+def _server_note(before, after) -> str:
+    """What Triton's own statistics say about the timed calls (two engine.triton_backend.ServerStatistics):
+    inputs, batches, and per request the time in the queue and in compute."""
+    calls = after.since(before)
+    return (f"server: {calls['inputs']} inputs in {calls['executions']} executions; per request queue "
+            f"{calls['queue_ms']} ms, compute {calls['compute_infer_ms']} ms (Triton's statistics of these calls)")
 
 
 def _end_to_end(spec: BackendSpec, config: BenchConfig, weights: str, onnx: str | None, size: tuple[int, int],

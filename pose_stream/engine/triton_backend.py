@@ -15,6 +15,7 @@ import math
 import os
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,33 @@ log = logging.getLogger(__name__)
 # gRPC statuses that mean "the server is not there now" rather than "this request is wrong".
 _UNAVAILABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "failed to connect", "Connection refused",
                 "Socket closed", "Broken pipe")
+
+
+SERVER_PHASES = ("queue", "compute_input", "compute_infer", "compute_output")
+
+
+@dataclass(frozen=True)
+class ServerStatistics:
+    """Triton's cumulative statistics of one model: inputs (rows of every request), executions (the batches it
+    ran), and per phase (queue, compute_input, compute_infer, compute_output) the requests counted and their
+    total nanoseconds."""
+
+    inference_count: int
+    execution_count: int
+    phases: dict[str, tuple[int, int]]
+
+    def since(self, before: "ServerStatistics") -> dict[str, Any]:
+        """The calls between `before` and this snapshot: inputs, executions, inputs per execution, and the mean
+        milliseconds per request of each phase (None where no request was counted)."""
+        inputs = self.inference_count - before.inference_count
+        executions = self.execution_count - before.execution_count
+        out: dict[str, Any] = {"inputs": inputs, "executions": executions,
+                               "inputs_per_execution": round(inputs / executions, 2) if executions else None}
+        for phase in SERVER_PHASES:
+            count = self.phases[phase][0] - before.phases[phase][0]
+            nanoseconds = self.phases[phase][1] - before.phases[phase][1]
+            out[f"{phase}_ms"] = round(nanoseconds / count / 1e6, 3) if count else None
+        return out
 
 
 class TritonBackend(Backend):
@@ -152,22 +180,15 @@ class TritonBackend(Backend):
                                   f"{self.num_joints} (another model's network?)")
         return [out0, out1]
 
-    def statistics(self) -> dict[str, Any]:
-        """The server's statistics of this model: requests, executions (batches), and time in the queue and in
-        compute, in milliseconds per request (Triton's own figures)."""
+    def statistics(self) -> "ServerStatistics":
+        """A snapshot of the server's statistics of this model (Triton's own, cumulative since it loaded the model);
+        `after.since(before)` gives the figures of the calls in between."""
         stats = self._client.get_inference_statistics(self.model, client_timeout=self.timeout, as_json=True)
         model = stats["model_stats"][0]
         inference = model.get("inference_stats", {})
-
-        def mean_ms(key: str) -> float | None:
-            part = inference.get(key, {})
-            count = int(part.get("count", 0))
-            return round(int(part.get("ns", 0)) / count / 1e6, 3) if count else None
-
-        return {"inference_count": int(model.get("inference_count", 0)),
-                "execution_count": int(model.get("execution_count", 0)),
-                "queue_ms": mean_ms("queue"), "compute_infer_ms": mean_ms("compute_infer"),
-                "compute_input_ms": mean_ms("compute_input"), "compute_output_ms": mean_ms("compute_output")}
+        phases = {phase: (int(inference.get(phase, {}).get("count", 0)), int(inference.get(phase, {}).get("ns", 0)))
+                  for phase in SERVER_PHASES}
+        return ServerStatistics(int(model.get("inference_count", 0)), int(model.get("execution_count", 0)), phases)
 
     def close(self) -> None:
         with self._lock:

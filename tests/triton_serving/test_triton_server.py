@@ -1,6 +1,7 @@
 """--backend triton against a real Triton Inference Server (tests/triton_serving/conftest.py starts it)."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -55,10 +56,10 @@ def test_four_client_processes_are_batched_together_and_each_gets_its_own_answer
     outputs = [client.communicate(timeout=180) for client in clients]
     assert all(client.returncode == 0 for client in clients), outputs
     after = TritonBackend(triton_server.url, triton_server.name).statistics()
-    requests = after["inference_count"] - before["inference_count"]
-    executions = after["execution_count"] - before["execution_count"]
-    assert requests == 4 * 15 * 2  # every row of every client's batches
-    assert executions < 4 * 15, (requests, executions)  # the dynamic batcher put clients' requests together
+    calls = after.since(before)
+    assert calls["inputs"] == 4 * 15 * 2  # every row of every client's batches
+    assert calls["executions"] < 4 * 15, calls  # the dynamic batcher put clients' requests together
+    assert calls["queue_ms"] is not None and calls["compute_infer_ms"] > 0, calls
 
 
 def _open_descriptors() -> int:
@@ -158,3 +159,18 @@ def test_the_command_line_finds_the_same_people_through_triton(triton_server, se
         assert len(a) == len(b)
         for p, q in zip(a, b):
             np.testing.assert_allclose(np.array(p["keypoints"]), np.array(q["keypoints"]), rtol=0, atol=1e-3)
+
+
+def test_bench_reports_the_server_s_own_figures(triton_server, tmp_path):
+    """`pose-stream bench --backend triton`: client-side timings, and Triton's statistics of the timed calls."""
+    from pose_stream.cli.main import main
+
+    assert main(["bench", "--backend", "triton", "--triton-url", triton_server.url, "--triton-model",
+                 triton_server.name, "--model", "tiny_w8", "--input-size", "64x96", "--frames", "6", "--warmup", "1",
+                 "--no-baseline", "--people", "2", "--output-dir", str(tmp_path), "--name", "triton",
+                 "--no-progress"]) == 0
+    rows = json.loads((tmp_path / "triton.json").read_text())["rows"]
+    engine = next(r for r in rows if r["kind"] == "engine-only")
+    assert engine["fps"] > 0 and engine["stages"]["infer"]["median_ms"] > 0
+    # 6 timed calls of a frame and its flipped copy: 12 inputs (the warm-up call is not counted)
+    assert "server: 12 inputs in" in engine["note"] and "compute" in engine["note"], engine["note"]
