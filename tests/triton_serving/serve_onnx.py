@@ -5,7 +5,7 @@
 Run with the interpreter of a separate virtual environment (nvidia-pytriton 0.7.0 needs numpy < 2, which the
 project's OpenCV does not allow); the project's own environment is the client, as in a deployment. Triton's
 Python backend runs the model with ONNX Runtime under the model's own tensor names, behind Triton's dynamic
-batcher. Prints "serving" on stdout once the model is ready.
+batcher. Prints "pose-stream triton server: serving" on stdout once the model is ready.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def main() -> int:
                                batcher=DynamicBatcher(max_queue_delay_microseconds=args.queue_delay_us)),
             strict=True,
         )
-        print("serving", flush=True)
+        print("\npose-stream triton server: serving", flush=True)
         triton.serve()
     return 0
 

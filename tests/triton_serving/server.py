@@ -8,16 +8,19 @@ onnxruntime "numpy<2").
 """
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import socket
 import subprocess
 import sysconfig
+import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+READY_LINE = "pose-stream triton server: serving"  # serve_onnx.py prints it once the model is ready
 SHARED_MEMORY = Path("/dev/shm")
 # PyTriton's proxy and data store keep tensors in POSIX shared memory under these names; a killed server cannot
 # unlink them, and each left behind holds up to 4 MiB of RAM until the machine restarts.
@@ -76,19 +79,22 @@ class TritonServer:
              "--metrics-port", str(self.metrics_port), "--max-batch", str(self.max_batch),
              "--queue-delay-us", str(self.queue_delay_us)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        lines = []
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                if self.process.poll() is not None:
-                    break
-                continue
-            lines.append(line)
-            if line.strip() == "serving":
-                return self
+        # Read the server's output in a thread for its whole life: a pipe nobody reads fills up and blocks the
+        # server at its next log line; and a blocking readline could not honour the start-up deadline.
+        self._lines = collections.deque(maxlen=200)
+        ready = threading.Event()
+        threading.Thread(target=self._read_output, args=(self.process, ready), daemon=True).start()
+        if ready.wait(timeout):
+            return self
         self.kill()
-        raise RuntimeError("the Triton server did not start:\n" + "".join(lines[-30:]))
+        raise RuntimeError("the Triton server did not start:\n" + "".join(list(self._lines)[-30:]))
+
+    def _read_output(self, process: subprocess.Popen, ready: threading.Event) -> None:
+        for line in process.stdout:
+            self._lines.append(line)
+            if line.rstrip().endswith(READY_LINE):  # other output may share the line
+                ready.set()
+        process.stdout.close()
 
     def kill(self) -> None:
         """Kill the server at once (as a crash would), then unlink the shared memory it could not."""
