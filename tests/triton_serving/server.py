@@ -92,7 +92,7 @@ class TritonServer:
     def _read_output(self, process: subprocess.Popen, ready: threading.Event) -> None:
         for line in process.stdout:
             self._lines.append(line)
-            if line.rstrip().endswith(READY_LINE):  # other output may share the line
+            if READY_LINE in line:  # tritonserver writes to the same pipe: its output may share the line
                 ready.set()
         process.stdout.close()
 
