@@ -14,6 +14,7 @@ _EXTRA_OF = {
     "pycocotools": "eval",
     "matplotlib": "bench",
     "tritonclient": "triton",
+    "trackers": "bytetrack",
 }
 
 

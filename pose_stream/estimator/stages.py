@@ -25,6 +25,9 @@ from pose_stream.poses import Poses
 log = logging.getLogger(__name__)
 
 
+WARM_UP_SIDE = 64  # pixels of the blank image warm_up runs (any size works; small is quick)
+
+
 class PoseEstimator:
     """Multi-person pose estimation with HigherHRNet.
 
@@ -105,6 +108,12 @@ class PoseEstimator:
     def predict(self, image_bgr: np.ndarray) -> Poses:
         """People in one BGR image."""
         return self.group(self.aggregate(self.infer(self.prepare(image_bgr))))
+
+    def warm_up(self) -> None:
+        """Create the backend and run a small blank image through every stage (in the calling thread, the one
+        that will infer), so that a first real frame is not slowed by loading the network, the first call's
+        allocations and loading the decoding kernels."""
+        self.predict(np.zeros((WARM_UP_SIDE, WARM_UP_SIDE, 3), np.uint8))
 
     def predict_batch(self, images_bgr: Sequence[np.ndarray]) -> list[Poses]:
         """People in each of several images; images whose inputs agree in shape share backend calls."""

@@ -32,6 +32,9 @@ class PipelineConfig:
         tracking: how people are tracked on video sources (each gets a `track_id`); None: not tracked. Image
             folders are never tracked (their images are unrelated).
         smoothing: One-Euro smoothing of tracked people's joints; None: positions as found. Needs tracking.
+        warm_up: before any source is opened, run the estimator's `warm_up` (when it has one) in the inference
+            thread: loading the network and the first call's allocations would otherwise be the first frames'
+            latency (about a second for the demo model on a CPU).
     """
 
     max_frames: int | None = None
@@ -46,6 +49,7 @@ class PipelineConfig:
     min_score: float = 0.0
     tracking: TrackingConfig | None = None
     smoothing: SmoothingConfig | None = None
+    warm_up: bool = True
 
     def __post_init__(self) -> None:
         if self.max_frames is not None and self.max_frames < 1:

@@ -33,7 +33,7 @@ from pose_stream.pipeline.sources import Source, SourceState
 from pose_stream.pipeline.sources.base import DEFAULT_FPS
 from pose_stream.pipeline.stats import PipelineStats
 from pose_stream.joints import get_joint_set
-from pose_stream.tracking import Follower
+from pose_stream.tracking import Follower, load_tracker_library
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self._on_backend_ready = on_backend_ready
         self._stop = threading.Event()     # capture ends; frames in flight still finish
+        self._warmed = threading.Event()   # the estimator is warmed up: the sources may open
         self._abort = threading.Event()    # everything ends now
         self._abandon = threading.Event()  # and run() does not wait for threads still inside a call
         self._outputs_done = threading.Event()
@@ -162,10 +163,10 @@ class Pipeline:
         return self.stats
 
     def _start_threads(self) -> None:
-        targets: list[tuple[str, Callable[..., None], tuple]] = [
-            (f"capture-{i}", self._capture, (i, source)) for i, source in enumerate(self.sources)
-        ]
-        targets.append(("infer", self._infer_loop, ()))
+        # The inference thread starts first and warms the estimator up; the sources are opened after that, so
+        # that no frame waits for the network to load.
+        targets: list[tuple[str, Callable[..., None], tuple]] = [("infer", self._infer_loop, ())]
+        targets += [(f"capture-{i}", self._capture, (i, source)) for i, source in enumerate(self.sources)]
         if self._aggregates_in_infer_thread:
             targets.append(("aggregate", self._stage_loop, ("aggregate", None, self._inferred, self._aggregated)))
         else:
@@ -178,6 +179,11 @@ class Pipeline:
             thread = threading.Thread(target=target, args=args, name=f"{THREAD_PREFIX}-{name}", daemon=True)
             self._threads.append(thread)
             thread.start()
+            if name == "infer":
+                if self.config.warm_up and self.config.tracking is not None and any(s.video for s in self.sources):
+                    load_tracker_library(self.config.tracking)  # while the estimator warms up
+                while not self._warmed.wait(0.05) and not self._stop.is_set():
+                    pass
 
     def _fail(self, stage: str, exc: BaseException, drain: bool = False) -> None:
         """Record the run's first failure and end the run: at once, or with `drain` (a source that failed) as
@@ -239,6 +245,12 @@ class Pipeline:
         announced = False
         infer_batch = getattr(estimator, "infer_batch", None) or (lambda items: [estimator.infer(p) for p in items])
         try:
+            warm_up = getattr(estimator, "warm_up", None)
+            if self.config.warm_up and warm_up is not None:
+                started = time.perf_counter()
+                warm_up()
+                log.debug("estimator warmed up in %.2f s", time.perf_counter() - started)
+            self._warmed.set()
             while True:
                 frames = self.mux.get_batch(self.config.batch, self.config.batch_wait)
                 if frames is END:

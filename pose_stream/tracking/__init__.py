@@ -6,6 +6,6 @@
 norfair, trackers (with supervision), and pose_stream.{poses, oks}; not pipeline/ or the estimators.
 """
 from pose_stream.tracking.config import TRACKERS, SmoothingConfig, TrackingConfig
-from pose_stream.tracking.follow import Follower
+from pose_stream.tracking.follow import Follower, load_tracker_library
 
-__all__ = ["TRACKERS", "Follower", "SmoothingConfig", "TrackingConfig"]
+__all__ = ["TRACKERS", "Follower", "SmoothingConfig", "TrackingConfig", "load_tracker_library"]

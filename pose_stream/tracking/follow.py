@@ -9,6 +9,17 @@ from pose_stream.tracking.config import SmoothingConfig, TrackingConfig
 from pose_stream.tracking.smoothing import PoseSmoother
 
 
+def load_tracker_library(config: TrackingConfig) -> None:
+    """Import the tracker's library now (norfair takes most of a second), not at a source's first frame; a
+    missing one is a one-line error naming the extra that installs it."""
+    from pose_stream._optional import require
+
+    if config.tracker == "bytetrack":
+        require("trackers", "--tracker bytetrack")
+    else:
+        import norfair  # noqa: F401 - a dependency of the base install
+
+
 def make_tracker(config: TrackingConfig, sigmas: np.ndarray, fps: float) -> PoseTracker:
     if config.tracker == "bytetrack":
         from pose_stream.tracking.bytetrack_tracker import ByteTrackPoseTracker

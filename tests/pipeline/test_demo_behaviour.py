@@ -89,3 +89,44 @@ def test_a_generated_source_takes_any_iterator_of_frames(factory):
     Pipeline(FakeEstimator(), [GeneratedSource(num_frames=5, size=(64, 48), frames=frames)], [collect]).run()
     assert [r.frame.index for r in collect.results] == list(range(5))
     assert closed == ([True] if factory == "generator" else [])
+
+
+def test_the_estimator_is_warmed_up_in_the_inference_thread_before_any_source_opens():
+    """A network that takes long to load delays the start, not the first frames' latency."""
+    import threading
+    import time
+
+    from pose_stream.pipeline import GeneratedSource, PipelineConfig
+    from pose_stream.pipeline.sources.demo import pattern_frames
+
+    class SlowToLoad(FakeEstimator):
+        def __init__(self) -> None:
+            super().__init__()
+            self.warmed_in: list[str] = []
+
+        def warm_up(self) -> None:
+            time.sleep(0.6)
+            self.warmed_in.append(threading.current_thread().name)
+
+    def latencies(warm_up: bool) -> tuple[list[float], SlowToLoad]:
+        estimator = SlowToLoad()
+        if not warm_up:  # the load happens on the first frame instead, as it did before warm-up existed
+            original = estimator.infer
+
+            def infer(prepared, _first=[True]):
+                if _first[0]:
+                    _first[0] = False
+                    estimator.warm_up()
+                return original(prepared)
+
+            estimator.infer = infer
+        collect = CollectSink()
+        source = GeneratedSource(num_frames=6, size=(64, 48), fps=25.0, paced=True, frames=pattern_frames)
+        Pipeline(estimator, [source], [collect], PipelineConfig(warm_up=warm_up)).run()
+        return [r.latency for r in collect.results], estimator
+
+    warm, estimator = latencies(True)
+    assert estimator.warmed_in == ["pose-stream-infer"]
+    assert max(warm) < 0.3, warm
+    cold, _ = latencies(False)
+    assert max(cold) >= 0.5, cold  # the same load without warm-up is a frame's latency
