@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
-    from pose_stream.cli.model_args import grouping_params
+    from pose_stream.cli.model_args import add_grouping_arguments, grouping_params
     from pose_stream.estimator import PoseEstimator
     from pose_stream.evaluation.clip_quality import ClipQuality, score_frame
     from pose_stream.models.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME, demo_model_path
@@ -37,8 +37,7 @@ def main() -> int:
     parser.add_argument("--input-size", default=str(DEMO_INPUT_SIZE))
     parser.add_argument("--min-score", type=float, default=0.15, help="people drawn (default: %(default)s)")
     parser.add_argument("--no-flip", action="store_true")
-    parser.add_argument("--max-reach", type=float, default=None,
-                        help="grouping's max_reach (default: the demo model's own for its weights, else off; 0: off)")
+    add_grouping_arguments(parser)
     parser.add_argument("--name", default=None, help="JSON file stem (default: demo-quality-DATE)")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()

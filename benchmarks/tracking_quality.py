@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
+    from pose_stream.cli.model_args import add_grouping_arguments
     from pose_stream.models.demo import DEMO_INPUT_SIZE, DEMO_MODEL_NAME, demo_model_path
     from pose_stream.tracking import TRACKERS, SmoothingConfig, TrackingConfig
 
@@ -39,8 +40,7 @@ def main() -> int:
     parser.add_argument("--weights", default=str(demo_model_path()))
     parser.add_argument("--input-size", default=str(DEMO_INPUT_SIZE))
     parser.add_argument("--min-score", type=float, default=0.15)
-    parser.add_argument("--max-reach", type=float, default=None,
-                        help="grouping's max_reach (default: the demo model's own for its weights, else off; 0: off)")
+    add_grouping_arguments(parser)
     defaults = SmoothingConfig()
     parser.add_argument("--min-cutoff", type=float, default=defaults.min_cutoff)
     parser.add_argument("--beta", type=float, default=defaults.beta)

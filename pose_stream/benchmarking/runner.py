@@ -236,13 +236,11 @@ def _engine_only(spec: BackendSpec, config: BenchConfig, model, onnx: str | None
     model_file = {"torch": None, "onnxruntime": onnx, "tensorrt": config.engine, "triton": None}[spec.framework]
     with open_backend(spec, model_file, model=copy.deepcopy(model) if spec.framework == "torch" else config.model,
                       device=config.device, triton=config.triton) as backend:
-        warmup, before = config.warmup, None
-        if spec.framework == "triton":  # warm up first, so that the server's figures are of the timed calls only
-            for _ in range(warmup):
-                backend.infer(images)
-            warmup, before = 0, backend.statistics()
+        for _ in range(config.warmup):  # untimed, and before the server's snapshot: its figures are the timed calls
+            backend.infer(images)
+        before = backend.statistics() if spec.framework == "triton" else None
         with _bar(calls * batch, f"engine-only {spec.name} {size[0]}x{size[1]} b{batch}", progress) as bar:
-            seconds, total = _time_steps([("infer", lambda _, i: backend.infer(images))], calls, warmup, bar,
+            seconds, total = _time_steps([("infer", lambda _, i: backend.infer(images))], calls, 0, bar,
                                          frames_per_call=batch)
         info = backend.info
         note = _server_note(before, backend.statistics()) if before is not None else ""

@@ -20,14 +20,13 @@ from pose_stream.decoding.hungarian import munkres
 from pose_stream.decoding.types import AggregatedMaps, Candidates, RefinePeaks
 
 
-
 class _Person:
     def __init__(self, num_joints: int) -> None:
         self.joints = np.full(num_joints, -1, np.int32)
         self.tags: list[np.ndarray] = []  # in the order the joints joined
-        self.places: list[tuple[int, int]] = []  # (x, y) of the joints, same order
+        self.places: list[np.ndarray] = []  # (x, y) float64 of the joints, same order
 
-    def add(self, joint: int, candidate: int, tag: np.ndarray, place: tuple[int, int]) -> None:
+    def add(self, joint: int, candidate: int, tag: np.ndarray, place: np.ndarray) -> None:
         self.joints[joint] = candidate
         self.tags.append(tag)
         self.places.append(place)

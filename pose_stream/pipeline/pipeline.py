@@ -163,27 +163,29 @@ class Pipeline:
         return self.stats
 
     def _start_threads(self) -> None:
-        # The inference thread starts first and warms the estimator up; the sources are opened after that, so
-        # that no frame waits for the network to load.
-        targets: list[tuple[str, Callable[..., None], tuple]] = [("infer", self._infer_loop, ())]
-        targets += [(f"capture-{i}", self._capture, (i, source)) for i, source in enumerate(self.sources)]
-        if self._aggregates_in_infer_thread:
-            targets.append(("aggregate", self._stage_loop, ("aggregate", None, self._inferred, self._aggregated)))
-        else:
-            targets.append(("aggregate", self._stage_loop,
-                            ("aggregate", self.estimator.aggregate, self._inferred, self._aggregated)))
-        targets.append(("group", self._stage_loop, ("group", self.estimator.group, self._aggregated, self._grouped)))
-        for name, target, args in targets:
-            # Daemon: after abandon() a thread stuck in native code must not keep the process alive; otherwise
-            # run() waits for every thread (see the module docstring).
-            thread = threading.Thread(target=target, args=args, name=f"{THREAD_PREFIX}-{name}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
-            if name == "infer":
-                if self.config.warm_up and self.config.tracking is not None and any(s.video for s in self.sources):
-                    load_tracker_library(self.config.tracking)  # while the estimator warms up
-                while not self._warmed.wait(0.05) and not self._stop.is_set():
-                    pass
+        # The inference thread starts first and warms the estimator up (while this thread loads the tracker's
+        # library); the sources open after that, so that no frame waits for the network to load.
+        self._start_thread("infer", self._infer_loop)
+        if self.config.warm_up and any(self._tracked(source) for source in self.sources):
+            load_tracker_library(self.config.tracking)
+        while not self._warmed.wait(0.05) and not self._stop.is_set():
+            pass
+        for i, source in enumerate(self.sources):
+            self._start_thread(f"capture-{i}", self._capture, i, source)
+        aggregate = None if self._aggregates_in_infer_thread else self.estimator.aggregate
+        self._start_thread("aggregate", self._stage_loop, "aggregate", aggregate, self._inferred, self._aggregated)
+        self._start_thread("group", self._stage_loop, "group", self.estimator.group, self._aggregated, self._grouped)
+
+    def _start_thread(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        # Daemon: after abandon() a thread stuck in native code must not keep the process alive; otherwise run()
+        # waits for every thread (see the module docstring).
+        thread = threading.Thread(target=target, args=args, name=f"{THREAD_PREFIX}-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _tracked(self, source: Source) -> bool:
+        """Whether the source's people get track ids (videos, when tracking is on; never image folders)."""
+        return self.config.tracking is not None and source.video
 
     def _fail(self, stage: str, exc: BaseException, drain: bool = False) -> None:
         """Record the run's first failure and end the run: at once, or with `drain` (a source that failed) as
@@ -382,7 +384,7 @@ class Pipeline:
         if source_index not in self._followers:
             source = self.sources[source_index]
             follower = None
-            if self.config.tracking is not None and source.video:
+            if self._tracked(source):
                 sigmas = get_joint_set(poses.joint_set).sigmas
                 follower = Follower(self.config.tracking, self.config.smoothing, sigmas, source.fps or DEFAULT_FPS)
             self._followers[source_index] = follower

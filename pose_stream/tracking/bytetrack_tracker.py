@@ -15,7 +15,9 @@ class ByteTrackPoseTracker(PoseTracker):
 
     def __init__(self, config: TrackingConfig, sigmas: np.ndarray, fps: float) -> None:
         super().__init__(config, sigmas, fps)
-        from trackers import ByteTrackTracker
+        from pose_stream._optional import require
+
+        ByteTrackTracker = require("trackers", "--tracker bytetrack").ByteTrackTracker
 
         # lost_track_buffer is in frames at 30 fps; the library scales it by frame_rate / 30
         self._tracker = ByteTrackTracker(

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sysconfig
 import threading
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -60,6 +59,7 @@ class TritonServer:
         self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
         self.process: subprocess.Popen | None = None
         self._segments_before: set[str] | None = None
+        self._lines: collections.deque[str] = collections.deque(maxlen=200)  # the server's latest output
 
     @property
     def url(self) -> str:
@@ -81,7 +81,7 @@ class TritonServer:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
         # Read the server's output in a thread for its whole life: a pipe nobody reads fills up and blocks the
         # server at its next log line; and a blocking readline could not honour the start-up deadline.
-        self._lines = collections.deque(maxlen=200)
+        self._lines.clear()
         ready = threading.Event()
         threading.Thread(target=self._read_output, args=(self.process, ready), daemon=True).start()
         if ready.wait(timeout):
