@@ -4,8 +4,9 @@
     python benchmarks/demo_quality.py --seeds 0,1,2 --frames 200 --name demo-quality-3seeds
 
 Per seed and in total: recall and precision at OKS 0.5 of the people the video draws (score >= --min-score),
-the share of drawn limbs that join two different people, the frames with such a limb, and the joint error of
-the matched people (pose_stream.evaluation.clip_quality). Every frame is estimated (no pipeline, no drops).
+the share of drawn limbs that join two different people (a drawn joint belongs to the person whose same joint,
+labelled or not, is nearest), the frames with such a limb, and the joint error of the matched people
+(pose_stream.evaluation.clip_quality). Every frame is estimated (no pipeline, no drops).
 Prints a table; writes JSON under benchmarks/results/.
 """
 from __future__ import annotations
@@ -56,7 +57,8 @@ def main() -> int:
             for frame in demo_frames(width, height, DEMO_FPS, seed=seed, num_frames=args.frames):
                 poses = estimator.predict(frame.image)
                 for q in (quality, total):
-                    score_frame(q, poses.keypoints, poses.scores, frame.keypoints, joint_set, args.min_score)
+                    score_frame(q, poses.keypoints, poses.scores, frame.keypoints, joint_set, args.min_score,
+                                positions=frame.positions)
             per_seed[seed] = quality.to_dict()
             print(f"seed {seed}: {_line(per_seed[seed])}", flush=True)
     result = {"date": datetime.date.today().isoformat(), "command": " ".join(["python", *sys.argv]),

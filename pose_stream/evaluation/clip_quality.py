@@ -3,8 +3,11 @@
 Per frame, the predicted people that are drawn (person score >= min_score; a limb is drawn when both of its
 joints have value >= min_joint) are matched one to one with the labelled people by OKS (COCO's per-joint
 sigmas; area = the labelled joints' bounding box), in descending score, at OKS >= 0.5. A drawn limb "joins two
-people" when its two joints lie nearest to joints of two different labelled people (each drawn joint is given
-to the labelled person whose same joint is nearest). Shapes: K joints, P labelled people, N predicted people.
+people" when its two joints lie nearest to joints of two different people: each drawn joint is given to the
+person whose same joint is nearest. Where the scene knows every joint's position (`positions`: the synthetic
+scenes do), unlabelled joints count too, so a far-side ear drawn behind its own head is that person's; with
+labels alone (COCO zeroes unlabelled joints), only labelled joints can own one, and such an ear is given to
+whoever has a labelled ear nearby. Shapes: K joints, P labelled people, N predicted people.
 """
 from __future__ import annotations
 
@@ -71,11 +74,17 @@ class ClipQuality:
 
 
 def score_frame(quality: ClipQuality, predicted: np.ndarray, scores: np.ndarray, labelled: np.ndarray,
-                joint_set: JointSet, min_score: float = 0.15, min_joint: float = 0.1) -> None:
-    """Add one frame: predicted (N, K, 3) x, y, value with person scores (N,); labelled (P, K, 3) x, y, v."""
+                joint_set: JointSet, min_score: float = 0.15, min_joint: float = 0.1,
+                positions: np.ndarray | None = None) -> None:
+    """Add one frame: predicted (N, K, 3) x, y, value with person scores (N,); labelled (P, K, 3) x, y, v;
+    positions (P, K, 2): every joint's true position, labelled or not (None: labelled joints only)."""
     sigmas = np.asarray(joint_set.sigmas, np.float64)
+    if positions is not None and len(positions) != len(labelled):
+        raise ValueError(f"positions hold {len(positions)} people, the labels {len(labelled)}")
     if len(labelled):
-        labelled = labelled[(labelled[:, :, 2] > 0).any(axis=1)]
+        kept = (labelled[:, :, 2] > 0).any(axis=1)
+        labelled = labelled[kept]
+        positions = positions[kept] if positions is not None else None
     keep = scores >= min_score
     predicted, scores = predicted[keep], scores[keep]
     quality.frames += 1
@@ -102,7 +111,8 @@ def score_frame(quality: ClipQuality, predicted: np.ndarray, scores: np.ndarray,
             if person[a, 2] < min_joint or person[b, 2] < min_joint:
                 continue
             quality.limbs += 1
-            owner_a, owner_b = _nearest_owner(person[a, :2], labelled, a), _nearest_owner(person[b, :2], labelled, b)
+            owner_a = _nearest_owner(person[a, :2], labelled, positions, a)
+            owner_b = _nearest_owner(person[b, :2], labelled, positions, b)
             if owner_a is not None and owner_b is not None and owner_a != owner_b:
                 quality.cross_limbs += 1
                 crossed = True
@@ -111,21 +121,26 @@ def score_frame(quality: ClipQuality, predicted: np.ndarray, scores: np.ndarray,
     quality.frames_with_cross += crossed
 
 
-def score_clip(frames: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], joint_set: JointSet,
-               min_score: float = 0.15, min_joint: float = 0.1) -> ClipQuality:
-    """(predicted keypoints, person scores, labelled keypoints) per frame -> ClipQuality."""
+def score_clip(frames: Iterable[tuple[np.ndarray, ...]], joint_set: JointSet, min_score: float = 0.15,
+               min_joint: float = 0.1) -> ClipQuality:
+    """(predicted keypoints, person scores, labelled keypoints[, positions]) per frame -> ClipQuality."""
     quality = ClipQuality()
-    for predicted, scores, labelled in frames:
-        score_frame(quality, predicted, scores, labelled, joint_set, min_score, min_joint)
+    for predicted, scores, labelled, *positions in frames:
+        score_frame(quality, predicted, scores, labelled, joint_set, min_score, min_joint, *positions)
     return quality
 
 
-def _nearest_owner(xy: np.ndarray, labelled: np.ndarray, joint: int) -> int | None:
-    """The labelled person whose `joint` (labelled) is nearest to xy."""
-    candidates = np.flatnonzero(labelled[:, joint, 2] > 0)
+def _nearest_owner(xy: np.ndarray, labelled: np.ndarray, positions: np.ndarray | None, joint: int) -> int | None:
+    """The person whose `joint` is nearest to xy: among all people by true position when known, else among
+    those in whom it is labelled."""
+    if positions is not None:
+        candidates, where = np.arange(len(positions)), positions[:, joint]
+    else:
+        candidates = np.flatnonzero(labelled[:, joint, 2] > 0)
+        where = labelled[candidates, joint, :2]
     if not candidates.size:
         return None
-    distances = np.linalg.norm(labelled[candidates, joint, :2] - xy, axis=1)
+    distances = np.linalg.norm(where - xy, axis=1)
     return int(candidates[int(np.argmin(distances))])
 
 

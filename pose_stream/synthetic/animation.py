@@ -20,12 +20,15 @@ _DEG = np.pi / 180
 
 class DemoFrame(NamedTuple):
     """One frame of the demo video: image (H, W, 3) uint8 BGR, keypoints (P, 17, 3) float32 ground truth
-    (x, y, visibility 0/1/2 as in COCO) of the people in it, in drawing order, and ids (P,) int64: each person's
-    identity, the same in every frame they are in (numbered from 1 as people appear), for scoring tracking."""
+    (x, y, visibility 0/1/2 as in COCO) of the people in it, in drawing order, ids (P,) int64: each person's
+    identity, the same in every frame they are in (numbered from 1 as people appear), for scoring tracking, and
+    positions (P, 17, 2) float32: where every keypoint projects, labelled or not (COCO zeroes the unlabelled ones:
+    a far-side ear, a foot out of the frame), for telling whose joint a predicted joint is."""
 
     image: np.ndarray
     keypoints: np.ndarray
     ids: np.ndarray
+    positions: np.ndarray
 
 
 @dataclass
@@ -138,6 +141,7 @@ def demo_frames(width: int = 640, height: int = 360, fps: float = 25.0, seed: in
         keypoints = visibility(people, owner)
         image = add_sensor_noise(rng, image, 2.0)
         ids = np.array([w.id for w in scene.drawing_order()], np.int64)
-        yield DemoFrame(image=image, keypoints=keypoints, ids=ids)
+        positions = np.array([person.keypoints_2d for person in people], np.float32).reshape(-1, 17, 2)
+        yield DemoFrame(image=image, keypoints=keypoints, ids=ids, positions=positions)
         scene.step()
         index += 1

@@ -1,7 +1,9 @@
 """What a viewer sees scored on hand-made frames: matches, precision, and limbs joining two people."""
 import numpy as np
 
-from pose_stream.evaluation.clip_quality import ClipQuality, score_frame
+import pytest
+
+from pose_stream.evaluation.clip_quality import ClipQuality, score_clip, score_frame
 from pose_stream.joints import COCO
 
 
@@ -33,3 +35,26 @@ def test_a_limb_joining_two_people_and_a_low_score_person_not_drawn():
     wrist_limbs = sum(9 in limb for limb in COCO.skeleton)
     assert quality.drawn == 1 and quality.cross_limbs == wrist_limbs and quality.frames_with_cross == 1
     assert quality.recall == 0.5 and quality.precision == 1.0
+
+
+def test_an_unlabelled_joint_drawn_where_it_is_belongs_to_its_person_when_positions_are_known():
+    """A far-side ear (unlabelled, as COCO zeroes it) drawn behind its own head: with labels alone the nearest
+    labelled ear is the other person's, a false crossing; with every joint's true position it is nobody's cross.
+    A limb that really takes the other person's wrist is counted either way."""
+    positions = np.stack([_person(100), _person(160)])[:, :, :2]
+    truth = np.concatenate([positions, np.full((2, 17, 1), 2.0, np.float32)], axis=2)
+    truth[0, 3] = 0  # person 0's left ear: unlabelled, x = y = 0
+    predicted = truth[:1].copy()
+    predicted[0, :, :2] = positions[0]
+    predicted[0, :, 2] = 0.9
+    predicted[0, 9, :2] = positions[1, 9]  # and the left wrist taken from person 1
+    ear_limbs = sum(3 in limb for limb in COCO.skeleton)
+    wrist_limbs = sum(9 in limb for limb in COCO.skeleton)
+    labels_only, known = ClipQuality(), ClipQuality()
+    score_frame(labels_only, predicted, np.array([0.9]), truth, COCO)
+    score_frame(known, predicted, np.array([0.9]), truth, COCO, positions=positions)
+    assert labels_only.cross_limbs == ear_limbs + wrist_limbs
+    assert known.cross_limbs == wrist_limbs
+    assert score_clip([(predicted, np.array([0.9]), truth, positions)], COCO).cross_limbs == wrist_limbs
+    with pytest.raises(ValueError, match="positions hold 1 people, the labels 2"):
+        score_frame(ClipQuality(), predicted, np.array([0.9]), truth, COCO, positions=positions[:1])

@@ -161,9 +161,12 @@ def test_demo_frames_are_deterministic_and_animated():
     assert len(a) == 12
     assert a[0].image.shape == (192, 320, 3) and a[0].image.dtype == np.uint8
     assert all(np.array_equal(x.image, y.image) and np.array_equal(x.keypoints, y.keypoints) for x, y in zip(a, b))
-    image, keypoints, ids = a[-1]  # a NamedTuple: unpacks like (image, keypoints, ids)
+    image, keypoints, ids, positions = a[-1]  # a NamedTuple: unpacks like (image, keypoints, ids, positions)
     assert keypoints.ndim == 3 and keypoints.shape[1:] == (17, 3) and len(keypoints) >= 1
     assert ids.shape == (len(keypoints),) and len(set(ids.tolist())) == len(ids)
+    assert positions.shape == (len(keypoints), 17, 2)
+    labelled = keypoints[:, :, 2] > 0  # labelled joints are where they project; the others keep a position too
+    assert np.allclose(positions[labelled], keypoints[labelled][:, :2]) and not labelled.all()
     assert all(np.array_equal(x.ids, y.ids) for x, y in zip(a, b))
     assert not np.array_equal(a[0].image, a[-1].image)  # people move
 
