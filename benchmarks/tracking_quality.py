@@ -114,8 +114,10 @@ def _clip(args, seed: int) -> dict:
 
     params = grouping_params(args)
     weights = Path(args.weights)
+    first = next(demo_frames(*DEMO_SIZE, DEMO_FPS, seed=seed, num_frames=1))  # the clip as rendered today
     key = hashlib.sha256(f"{args.model}|{weights.read_bytes().hex()[:4096]}|{weights.stat().st_size}|"
-                         f"{args.input_size}|{seed}|{args.frames}|{args.min_score}|{params}".encode()).hexdigest()[:16]
+                         f"{args.input_size}|{seed}|{args.frames}|{args.min_score}|{params}|"
+                         f"{hashlib.sha256(first.image.tobytes()).hexdigest()}".encode()).hexdigest()[:16]
     cache = args.cache_dir / f"demo-{seed}-{args.frames}-{key}.pkl"
     if cache.exists():
         with cache.open("rb") as f:

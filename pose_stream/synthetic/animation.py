@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pose_stream.synthetic.background import add_sensor_noise, random_background
+from pose_stream.synthetic.background import SensorNoise, random_background
 from pose_stream.synthetic.figure import LimbAngles, Placement, Proportions, skeleton_3d
 from pose_stream.synthetic.poses import walking_pose
 from pose_stream.synthetic.render import Appearance, Person, draw_people, visibility
@@ -133,13 +133,15 @@ def demo_frames(width: int = 640, height: int = 360, fps: float = 25.0, seed: in
         raise ValueError("demo frames need width, height >= 64 and fps > 0")
     rng = np.random.default_rng(seed)
     scene = _Scene(width, height, fps, rng)
+    # The noise draws from a stream of its own, so that how people move does not depend on how noise is made.
+    noise = SensorNoise(np.random.default_rng([seed, 1]), width, height, sigma=2.0)
     index = 0
     while num_frames is None or index < num_frames:
         image = scene.background.copy()
         people = scene.people(index / fps)
         owner = draw_people(image, people)
         keypoints = visibility(people, owner)
-        image = add_sensor_noise(rng, image, 2.0)
+        image = noise.add(image)
         ids = np.array([w.id for w in scene.drawing_order()], np.int64)
         positions = np.array([person.keypoints_2d for person in people], np.float32).reshape(-1, 17, 2)
         yield DemoFrame(image=image, keypoints=keypoints, ids=ids, positions=positions)

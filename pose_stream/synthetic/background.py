@@ -72,3 +72,21 @@ def add_sensor_noise(rng: np.random.Generator, image: np.ndarray, sigma: float) 
     """Gaussian pixel noise, as a camera adds it on top of everything."""
     noisy = image.astype(np.float32) + rng.normal(0, sigma, size=image.shape).astype(np.float32)
     return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+class SensorNoise:
+    """Gaussian sensor noise for a video: one field of noise twice the frame's size, drawn once, and each frame
+    adds a window of it at a random offset. It looks like fresh noise at about a tenth of the cost of drawing
+    a new field: the demo renders 25 frames a second beside the network, on the same CPU."""
+
+    def __init__(self, rng: np.random.Generator, width: int, height: int, sigma: float) -> None:
+        field = rng.normal(0, sigma, size=(2 * height, 2 * width, 3))
+        self._field = np.clip(np.round(field), -127, 127).astype(np.int16)
+        self._rng, self.width, self.height = rng, width, height
+
+    def add(self, image: np.ndarray) -> np.ndarray:
+        """image (H, W, 3) uint8 of the size given -> a noisy copy."""
+        y, x = (int(v) for v in self._rng.integers(0, (self.height, self.width)))
+        noisy = image.astype(np.int16)
+        noisy += self._field[y:y + self.height, x:x + self.width]
+        return np.clip(noisy, 0, 255).astype(np.uint8)
