@@ -3,9 +3,10 @@
     python benchmarks/demo_live.py                                  # 3 runs of each mode, this tree
     python benchmarks/demo_live.py --tree before=/tmp/old --tree after=. --runs 3 --name demo-live-ab
 
-Each run is the real command (`python -m pose_stream run --source demo --json F`, the demo's defaults: like a
-camera at 25 fps, newest frame kept) and the same with `--every-frame` (every frame, as fast as they are
-processed), in a fresh process. From its JSON lines: frames processed, frames per second (processed frames over
+Each run is the real command with the demo's defaults (like a camera at 25 fps, newest frame kept; the annotated
+video written, as `pose-stream --source demo` does) and JSON lines to measure it by: `python -m pose_stream run
+--source demo --save V.mp4 --json F`; then the same with `--every-frame` (every frame, as fast as they are
+processed); each in a fresh process. From its JSON lines: frames processed, frames per second (processed frames over
 the time from the first frame's capture to the last one's result), latency p50 and p99 (capture to result).
 With several --tree, the trees take turns within each round, so that they share the machine's moods. Prints a
 table of medians; writes every run to JSON under benchmarks/results/.
@@ -30,12 +31,13 @@ MODES = {"camera (default)": [], "every frame": ["--every-frame"]}
 
 
 def one_run(tree: Path, extra: list[str], work: Path) -> dict:
-    out = work / "poses.jsonl"
+    out, video = work / "poses.jsonl", work / "demo.mp4"
     out.unlink(missing_ok=True)
+    video.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(tree)}
     began = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "pose_stream", "run", "--source", "demo", "--json", str(out), *extra],
-                          cwd=tree, env=env, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-m", "pose_stream", "run", "--source", "demo", "--save", str(video), "--json", str(out)]
+    done = subprocess.run([*command, *extra], cwd=tree, env=env, capture_output=True, text=True, timeout=600)
     wall = time.monotonic() - began
     if done.returncode != 0:
         raise SystemExit(f"pose-stream failed in {tree} ({done.returncode}): {done.stderr.strip()[-500:]}")

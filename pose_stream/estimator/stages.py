@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pose_stream.decoding.decoder import Aggregated, Decoder
+from pose_stream.decoding.warm_up import with_planted_people
 from pose_stream.errors import PoseStreamError
 from pose_stream.estimator.aggregation import Aggregation, keeps_outputs_on_device
 from pose_stream.estimator.config import EstimatorConfig
@@ -111,9 +112,13 @@ class PoseEstimator:
 
     def warm_up(self) -> None:
         """Create the backend and run a small blank image through every stage (in the calling thread, the one
-        that will infer), so that a first real frame is not slowed by loading the network, the first call's
-        allocations and loading the decoding kernels."""
-        self.predict(np.zeros((WARM_UP_SIDE, WARM_UP_SIDE, 3), np.uint8))
+        that will infer), then its outputs with two people planted in them through aggregation and grouping, so
+        that a first real frame is not slowed by loading the network, the first call's allocations, or
+        compiling (or loading) the decoding kernels that run only where there are people."""
+        raw = self.infer(self.prepare(np.zeros((WARM_UP_SIDE, WARM_UP_SIDE, 3), np.uint8)))
+        self.group(self.aggregate(raw))
+        if not raw.on_device:  # outputs left on the GPU are decoded by CUDA kernels, not these Numba ones
+            self.group(self.aggregate(replace(raw, scales=with_planted_people(raw.scales))))
 
     def predict_batch(self, images_bgr: Sequence[np.ndarray]) -> list[Poses]:
         """People in each of several images; images whose inputs agree in shape share backend calls."""
