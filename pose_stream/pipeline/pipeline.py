@@ -38,6 +38,10 @@ from pose_stream.tracking import Follower, load_tracker_library
 log = logging.getLogger(__name__)
 
 THREAD_PREFIX = "pose-stream"
+SLOW_START_S = 5.0  # a warm-up still running after this long is said in the log, once
+SLOW_START_MESSAGE = ("still starting after %.0f s: loading the network and preparing the decoding kernels (the "
+                      "first run after an install compiles them, about half a minute on a 2-core CPU; later runs "
+                      "load them from Numba's cache)")
 
 
 class Pipeline:
@@ -168,8 +172,11 @@ class Pipeline:
         self._start_thread("infer", self._infer_loop)
         if self.config.warm_up and any(self._tracked(source) for source in self.sources):
             load_tracker_library(self.config.tracking)
+        waiting_since, said = time.monotonic(), False
         while not self._warmed.wait(0.05) and not self._stop.is_set():
-            pass
+            if not said and time.monotonic() - waiting_since > SLOW_START_S:
+                log.warning(SLOW_START_MESSAGE, SLOW_START_S)
+                said = True
         for i, source in enumerate(self.sources):
             self._start_thread(f"capture-{i}", self._capture, i, source)
         aggregate = None if self._aggregates_in_infer_thread else self.estimator.aggregate

@@ -130,3 +130,30 @@ def test_the_estimator_is_warmed_up_in_the_inference_thread_before_any_source_op
     assert max(warm) < 0.3, warm
     cold, _ = latencies(False)
     assert max(cold) >= 0.5, cold  # the same load without warm-up is a frame's latency
+
+
+def test_a_slow_start_is_said_once_in_the_log(monkeypatch, caplog):
+    """The first run after an install compiles the decoding kernels during the warm-up: a user is told why
+    nothing happens yet, once, and a quick start says nothing."""
+    import time
+
+    import pose_stream.pipeline.pipeline as pipeline_module
+    from pose_stream.pipeline import GeneratedSource
+    from pose_stream.pipeline.sources.demo import pattern_frames
+
+    class Slow(FakeEstimator):
+        def __init__(self, seconds: float) -> None:
+            super().__init__()
+            self.seconds = seconds
+
+        def warm_up(self) -> None:
+            time.sleep(self.seconds)
+
+    monkeypatch.setattr(pipeline_module, "SLOW_START_S", 0.2)
+    for seconds, expected in ((0.0, 0), (0.7, 1)):
+        caplog.clear()
+        source = GeneratedSource(num_frames=2, size=(64, 48), frames=pattern_frames)
+        with caplog.at_level("WARNING", logger="pose_stream.pipeline.pipeline"):
+            Pipeline(Slow(seconds), [source], [CollectSink()]).run()
+        said = [r for r in caplog.records if "still starting after" in r.getMessage()]
+        assert len(said) == expected, (seconds, [r.getMessage() for r in caplog.records])
