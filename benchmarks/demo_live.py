@@ -62,6 +62,10 @@ def main() -> int:
     parser.add_argument("--name", default=None, help="JSON file stem (default: demo-live-DATE)")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    if any("=" not in t for t in args.tree):
+        parser.error("--tree takes LABEL=PATH")
     trees = dict(t.split("=", 1) for t in args.tree) if args.tree else {"this tree": str(ROOT)}
     for label, path in trees.items():
         if not (Path(path) / "pose_stream" / "__main__.py").is_file():
