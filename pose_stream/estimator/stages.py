@@ -112,13 +112,13 @@ class PoseEstimator:
 
     def warm_up(self) -> None:
         """Create the backend and run a small blank image through every stage (in the calling thread, the one
-        that will infer), then its outputs with two people planted in them through aggregation and grouping, so
-        that a first real frame is not slowed by loading the network, the first call's allocations, or
-        compiling (or loading) the decoding kernels that run only where there are people."""
+        that will infer), with two people planted in its host outputs before aggregation and grouping, so that a
+        first real frame is not slowed by loading the network, the first call's allocations, or compiling (or
+        loading) the decoding kernels, some of which run only where there are people."""
         raw = self.infer(self.prepare(np.zeros((WARM_UP_SIDE, WARM_UP_SIDE, 3), np.uint8)))
-        self.group(self.aggregate(raw))
         if not raw.on_device:  # outputs left on the GPU are decoded by CUDA kernels, not these Numba ones
-            self.group(self.aggregate(replace(raw, scales=with_planted_people(raw.scales))))
+            raw = replace(raw, scales=with_planted_people(raw.scales))
+        self.group(self.aggregate(raw))
 
     def predict_batch(self, images_bgr: Sequence[np.ndarray]) -> list[Poses]:
         """People in each of several images; images whose inputs agree in shape share backend calls."""

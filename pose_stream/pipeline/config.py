@@ -33,8 +33,9 @@ class PipelineConfig:
             folders are never tracked (their images are unrelated).
         smoothing: One-Euro smoothing of tracked people's joints; None: positions as found. Needs tracking.
         warm_up: before any source is opened, run the estimator's `warm_up` (when it has one) in the inference
-            thread: loading the network and the first call's allocations would otherwise be the first frames'
-            latency (about a second for the demo model on a CPU).
+            thread: loading the network, the first call's allocations and the decoding kernels would otherwise
+            be the first frames' latency (about a second for the demo model on a CPU; half a minute more the
+            first time after an install, while Numba compiles the kernels).
     """
 
     max_frames: int | None = None
